@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import functools
+from typing import Any, Literal
+
+import pytest
+
+from starling.testclient import TestClient
+from tests.types import TestClientFactory
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(("asyncio", {}), id="asyncio"),
+        pytest.param(("trio", {}), id="trio"),
+    ]
+)
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
+    """Every test that uses the client factory (or anyio directly) runs on both backends."""
+    backend: tuple[str, dict[str, Any]] = request.param
+    return backend
+
+
+@pytest.fixture
+def anyio_backend_name(anyio_backend: tuple[str, dict[str, Any]]) -> Literal["asyncio", "trio"]:
+    name = anyio_backend[0]
+    assert name in ("asyncio", "trio")
+    return name  # type: ignore[return-value]
+
+
+@pytest.fixture
+def test_client_factory(
+    anyio_backend: tuple[str, dict[str, Any]],
+) -> TestClientFactory:
+    name, options = anyio_backend
+    return functools.partial(TestClient, backend=name, backend_options=options)  # type: ignore[arg-type]
