@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import os
 import re
 import sys
 from typing import Any
@@ -41,7 +42,12 @@ def signature_of(obj: Any) -> list[list[str]] | None:
         return None
     params = []
     for param in signature.parameters.values():
-        default = "" if param.default is param.empty else repr(param.default)
+        if param.default is param.empty:
+            default = ""
+        elif isinstance(param.default, os._Environ):
+            default = "<os.environ>"  # never record the machine's environment
+        else:
+            default = repr(param.default)
         # functions and sentinels print with their address
         default = re.sub(r" at 0x[0-9a-f]+", "", default)
         params.append([param.name, param.kind.name, default])

@@ -7,6 +7,7 @@ from starling.types import ASGIApp
 
 
 class TestClientFactory(Protocol):  # pragma: no cover (a protocol: its body never runs)
+    __test__ = False  # not a test class, despite its name
     def __call__(
         self,
         app: ASGIApp,
