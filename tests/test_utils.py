@@ -1,0 +1,117 @@
+"""_utils: is_async_callable over the shapes endpoints come in; get_route_path under root_path."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from starling._utils import get_route_path, is_async_callable
+
+
+async def async_function() -> None: ...
+
+
+def sync_function() -> None: ...
+
+
+async def async_generator() -> AsyncIterator[int]:
+    yield 1  # pragma: no cover (only inspected, never iterated)
+
+
+class AsyncCallable:
+    async def __call__(self) -> None: ...
+
+    async def method(self) -> None: ...
+
+
+class SyncCallable:
+    def __call__(self) -> None: ...
+
+
+class StaticAsyncCall:
+    @staticmethod
+    async def __call__() -> None: ...
+
+
+class NotCallable:
+    pass
+
+
+def _instance_attribute_call() -> NotCallable:
+    # __call__ set on the instance does not make it callable: Python looks it up on the type.
+    obj = NotCallable()
+    vars(obj)["__call__"] = async_function
+    return obj
+
+
+@pytest.mark.parametrize(
+    ("obj", "expected"),
+    [
+        (async_function, True),
+        (sync_function, False),
+        (async_generator, False),
+        (AsyncCallable(), True),
+        (AsyncCallable, True),  # Starlette's answer: the class's __call__ is inspected
+        (AsyncCallable().method, True),
+        (AsyncCallable.method, True),
+        (SyncCallable(), False),
+        (StaticAsyncCall(), True),
+        (functools.partial(async_function), True),
+        (functools.partial(functools.partial(async_function)), True),
+        (functools.partial(sync_function), False),
+        (functools.partial(AsyncCallable()), True),
+        (functools.partial(SyncCallable()), False),
+        (lambda: None, False),
+        (asyncio.sleep, True),
+        (_instance_attribute_call(), False),
+        (None, False),
+        (1, False),
+    ],
+)
+def test_is_async_callable(obj: Any, expected: bool) -> None:
+    assert is_async_callable(obj) is expected
+
+
+@pytest.mark.parametrize(
+    ("path", "root_path", "expected"),
+    [
+        ("/a/b", "", "/a/b"),
+        ("/a/b", "/a", "/b"),
+        ("/a", "/a", ""),
+        ("/a/", "/a", "/"),
+        ("/ab", "/a", "/ab"),  # not under "/a": only a segment boundary counts
+        ("/b", "/a", "/b"),
+        ("/x/a/b", "/a", "/x/a/b"),
+        ("/a/b/c", "/a/b", "/c"),
+        ("/a/bc", "/a/b", "/a/bc"),
+        ("/A/b", "/a", "/A/b"),  # case-sensitive
+        ("/a%2Fb", "/a", "/a%2Fb"),
+        ("/a", "/a/b", "/a"),
+        ("/a/b", "/a/", "/a/b"),
+        ("/a//b", "/a/", "/b"),
+        ("/", "/", ""),
+        ("/", "/a", "/"),
+        ("", "", ""),
+        ("", "/a", ""),
+    ],
+)
+def test_get_route_path(path: str, root_path: str, expected: str) -> None:
+    assert get_route_path({"path": path, "root_path": root_path}) == expected
+
+
+def test_get_route_path_without_root_path() -> None:
+    assert get_route_path({"path": "/a/b"}) == "/a/b"
+
+
+def test_get_route_path_ignores_other_keys() -> None:
+    scope = {"path": "/a/b", "root_path": "/a", "route_root_path": "/a/b"}
+    assert get_route_path(scope) == "/b"
+
+
+def test_get_route_path_requires_path() -> None:
+    with pytest.raises(KeyError):
+        get_route_path({"root_path": "/a"})
