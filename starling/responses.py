@@ -1,0 +1,653 @@
+"""HTTP responses: ASGI apps that send a status, a header list built once, and a body."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import stat
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from email.utils import formatdate
+from functools import lru_cache
+from mimetypes import guess_type
+from secrets import token_hex
+from typing import Any, Literal
+from urllib.parse import quote
+
+import anyio
+import anyio.to_thread
+
+from starling._cookie_header import build_set_cookie
+from starling._ranges import MAX_RANGES, multipart_closing, parse_range_header
+from starling._ranges import MalformedRangeHeader as MalformedRangeHeader  # public here
+from starling._ranges import RangeNotSatisfiable as RangeNotSatisfiable  # public here
+from starling._ranges import generate_multipart as _generate_multipart
+from starling.background import BackgroundTask
+from starling.concurrency import iterate_in_threadpool
+from starling.datastructures import URL, MutableHeaders
+from starling.requests import ClientDisconnect
+from starling.types import Message, Receive, Scope, Send
+
+Content = str | bytes | memoryview
+SyncContentStream = Iterable[Content]
+AsyncContentStream = AsyncIterable[Content]
+ContentStream = AsyncContentStream | SyncContentStream
+
+# RFC 9110 §5.1 field-name = token (names are lower-cased before the check).
+_is_header_name = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+").fullmatch
+# RFC 9110 §5.5 field-value: no control characters but HTAB. APPSEC: CR/LF would split the header.
+_find_control_char = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]").search
+
+
+def _header_value(value: str) -> bytes:
+    encoded = value.encode("latin-1")
+    # PERF: str.isprintable() is a C fast path; it is False for tab and for non-ASCII spaces,
+    # which are valid, so the regex has the last word
+    if not value.isprintable() and _find_control_char(encoded):
+        raise ValueError(f"Invalid HTTP header value {value!r}: control characters are not allowed")
+    return encoded
+
+
+def _encode_headers(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+    raw = []
+    for key, value in headers.items():
+        name = key.lower().encode("latin-1")
+        # PERF: most names are letters, digits and dashes; the regex checks the rest
+        if not (name.replace(b"-", b"").isalnum() or _is_header_name(name)):
+            raise ValueError(f"Invalid HTTP header name {key!r}")
+        raw.append((name, _header_value(value)))
+    return raw
+
+
+# (media_type, charset) -> Content-Type value. The keys come from application code, not from
+# clients; the cap only guards against an application that makes up media types per request.
+_content_types: dict[tuple[str, str], bytes] = {}
+_CONTENT_TYPES_CACHE_SIZE = 256
+
+
+def _content_type(media_type: str, charset: str) -> bytes:
+    key = (media_type, charset)
+    value = _content_types.get(key)
+    if value is None:
+        if media_type.startswith("text/") and "charset=" not in media_type.lower():
+            media_type += "; charset=" + charset
+        value = _header_value(media_type)
+        if len(_content_types) < _CONTENT_TYPES_CACHE_SIZE:
+            _content_types[key] = value
+    return value
+
+
+def _setdefault(raw: list[tuple[bytes, bytes]], name: bytes, value: bytes) -> None:
+    """MutableHeaders.setdefault on a raw list: add only when ``name`` is absent."""
+    for key, _ in raw:
+        if key == name:
+            return
+    raw.append((name, value))
+
+
+def _set(raw: list[tuple[bytes, bytes]], name: bytes, value: bytes) -> None:
+    """MutableHeaders.__setitem__ on a raw list: the first entry is replaced, later ones dropped."""
+    found = [index for index, (key, _) in enumerate(raw) if key == name]
+    for index in reversed(found[1:]):
+        del raw[index]
+    if found:
+        raw[found[0]] = (name, value)
+    else:
+        raw.append((name, value))
+
+
+def _first(raw: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    for key, value in raw:
+        if key == name:
+            return value
+    return None
+
+
+def _websocket_denial_send(send: Send) -> Send:
+    """A response sent on a websocket scope rejects the handshake (the denial extension)."""
+
+    async def denial_send(message: Message) -> None:
+        message["type"] = "websocket." + message["type"]
+        await send(message)
+
+    return denial_send
+
+
+@lru_cache(maxsize=16)
+def _spec_version_at_least_2_4(version: Any) -> bool:
+    # The server's constant, not client input: safe to cache.
+    try:
+        parsed = tuple(int(part) for part in version.split("."))
+    except (AttributeError, ValueError):
+        return False  # unreadable: listen for http.disconnect, which works on every version
+    return parsed >= (2, 4)
+
+
+def _send_raises_on_disconnect(scope: Scope) -> bool:
+    """ASGI 2.4: send() raises OSError once the client is gone, so no listener is needed."""
+    version = scope.get("asgi", {}).get("spec_version", "2.0")
+    try:
+        return _spec_version_at_least_2_4(version)
+    except TypeError:  # an unhashable spec_version
+        return False
+
+
+async def _wait_for_disconnect(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+
+
+async def _run_until_disconnect(
+    stream: Callable[[], Awaitable[None]], listen: Callable[[], Awaitable[None]]
+) -> None:
+    """Run ``stream`` while ``listen`` waits for the disconnect; the first to finish stops both.
+
+    A failure comes out as itself, not wrapped in the task group's ExceptionGroup.
+    """
+    collapsed: BaseException | None = None
+    try:
+        async with anyio.create_task_group() as task_group:
+
+            async def listen_then_cancel() -> None:
+                await listen()
+                task_group.cancel_scope.cancel()
+
+            task_group.start_soon(listen_then_cancel)
+            await stream()
+            task_group.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) != 1:  # pragma: no cover (stream and receive failing at once)
+            raise
+        collapsed = group.exceptions[0]
+    if collapsed is not None:
+        # raised outside the except block so that the group does not become its __context__
+        raise collapsed
+
+
+class Response:
+    media_type: str | None = None
+    charset = "utf-8"
+
+    def __init__(
+        self,
+        content: Any = None,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+        background: BackgroundTask | None = None,
+    ) -> None:
+        self.status_code = status_code
+        if media_type is not None:
+            self.media_type = media_type
+        self.background = background
+        self.body = self.render(content)
+        self.init_headers(headers)
+
+    def render(self, content: Any) -> bytes | memoryview:
+        if content is None:
+            return b""
+        if isinstance(content, (bytes, memoryview)):
+            return content
+        return content.encode(self.charset)  # type: ignore[no-any-return]
+
+    def init_headers(self, headers: Mapping[str, str] | None = None) -> None:
+        if headers is None:
+            raw_headers: list[tuple[bytes, bytes]] = []
+            populate_content_length = populate_content_type = True
+        else:
+            raw_headers = _encode_headers(headers)
+            names = {name for name, _ in raw_headers}
+            populate_content_length = b"content-length" not in names
+            populate_content_type = b"content-type" not in names
+
+        body = getattr(self, "body", None)
+        status_code = self.status_code
+        if (
+            body is not None
+            and populate_content_length
+            # RFC 9110 §8.6: no Content-Length on 1xx and 204; on 304 it would describe another body
+            and not (status_code < 200 or status_code == 204 or status_code == 304)
+        ):
+            length = body.nbytes if isinstance(body, memoryview) else len(body)
+            raw_headers.append((b"content-length", str(length).encode("latin-1")))
+
+        media_type = self.media_type
+        if media_type is not None and populate_content_type:
+            raw_headers.append((b"content-type", _content_type(media_type, self.charset)))
+
+        self.raw_headers = raw_headers
+
+    @property
+    def headers(self) -> MutableHeaders:
+        headers: MutableHeaders | None = getattr(self, "_headers", None)
+        if headers is None or headers.raw is not self.raw_headers:
+            headers = self._headers = MutableHeaders(raw=self.raw_headers)
+        return headers
+
+    def set_cookie(
+        self,
+        key: str,
+        value: str = "",
+        max_age: int | None = None,
+        expires: datetime | str | int | None = None,
+        path: str | None = "/",
+        domain: str | None = None,
+        secure: bool = False,
+        httponly: bool = False,
+        samesite: Literal["lax", "strict", "none"] | None = "lax",
+        partitioned: bool = False,
+    ) -> None:
+        cookie = build_set_cookie(
+            key, value, max_age, expires, path, domain, secure, httponly, samesite, partitioned
+        )
+        self.raw_headers.append((b"set-cookie", cookie.encode("latin-1")))
+
+    def delete_cookie(
+        self,
+        key: str,
+        path: str = "/",
+        domain: str | None = None,
+        secure: bool = False,
+        httponly: bool = False,
+        samesite: Literal["lax", "strict", "none"] | None = "lax",
+        partitioned: bool = False,
+    ) -> None:
+        self.set_cookie(
+            key,
+            max_age=0,
+            expires=0,
+            path=path,
+            domain=domain,
+            secure=secure,
+            httponly=httponly,
+            samesite=samesite,
+            partitioned=partitioned,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            send = _websocket_denial_send(send)
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        await send({"type": "http.response.body", "body": self.body})
+        if self.background is not None:
+            await self.background()
+
+
+class HTMLResponse(Response):
+    media_type = "text/html"
+
+
+class PlainTextResponse(Response):
+    media_type = "text/plain"
+
+
+# PERF: one encoder for every response; json.dumps() with options builds a new one per call.
+_json_encoder = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+)
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def __init__(
+        self,
+        content: Any,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+        background: BackgroundTask | None = None,
+    ) -> None:
+        super().__init__(content, status_code, headers, media_type, background)
+
+    def render(self, content: Any) -> bytes:
+        return _json_encoder.encode(content).encode("utf-8")
+
+
+# Characters a Location keeps as they are; everything else (space, quotes, CR, LF, non-ASCII
+# as UTF-8) is percent-encoded, and an existing %XX is left alone.
+_LOCATION_SAFE = ":/%#?=@[]!$&'()*+,;"
+
+
+class RedirectResponse(Response):
+    def __init__(
+        self,
+        url: str | URL,
+        status_code: int = 307,
+        headers: Mapping[str, str] | None = None,
+        background: BackgroundTask | None = None,
+    ) -> None:
+        super().__init__(
+            content=b"", status_code=status_code, headers=headers, background=background
+        )
+        location = quote(str(url), safe=_LOCATION_SAFE).encode("latin-1")
+        _set(self.raw_headers, b"location", location)
+
+
+class StreamingResponse(Response):
+    body_iterator: AsyncContentStream
+
+    def __init__(
+        self,
+        content: ContentStream,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+        background: BackgroundTask | None = None,
+    ) -> None:
+        if isinstance(content, AsyncIterable):
+            self.body_iterator = content
+        else:
+            self.body_iterator = iterate_in_threadpool(content)
+        self.status_code = status_code
+        self.media_type = self.media_type if media_type is None else media_type
+        self.background = background
+        self.init_headers(headers)
+
+    async def listen_for_disconnect(self, receive: Receive) -> None:
+        await _wait_for_disconnect(receive)
+
+    async def stream_response(self, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        charset = self.charset
+        async for chunk in self.body_iterator:
+            if not isinstance(chunk, (bytes, memoryview)):
+                chunk = chunk.encode(charset)
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            send = _websocket_denial_send(send)
+        if _send_raises_on_disconnect(scope):
+            await self.stream_response(_disconnect_raising_send(send))
+        else:
+            await _run_until_disconnect(
+                lambda: self.stream_response(send), lambda: self.listen_for_disconnect(receive)
+            )
+        if self.background is not None:
+            await self.background()
+
+
+def _disconnect_raising_send(send: Send) -> Send:
+    """ASGI 2.4: an OSError from send() means the client left; report it as ClientDisconnect.
+
+    Only send() is wrapped, so an OSError raised by the body iterator itself stays an OSError.
+    """
+
+    async def checked_send(message: Message) -> None:
+        try:
+            await send(message)
+        except OSError as exc:
+            raise ClientDisconnect() from exc
+
+    return checked_send
+
+
+def _stat_file(path: str | os.PathLike[str]) -> os.stat_result:
+    try:
+        stat_result = os.stat(path)
+    except FileNotFoundError:
+        raise RuntimeError(f"File at path {path} does not exist.") from None
+    if not stat.S_ISREG(stat_result.st_mode):
+        raise RuntimeError(f"File at path {path} is not a file.")
+    return stat_result
+
+
+def _stat_headers(stat_result: os.stat_result) -> list[tuple[bytes, bytes]]:
+    """Content-Length, Last-Modified and an ETag (md5 of "mtime-size"), as Starlette makes them."""
+    etag_base = f"{stat_result.st_mtime}-{stat_result.st_size}".encode()
+    etag = hashlib.md5(etag_base, usedforsecurity=False).hexdigest()
+    return [
+        (b"content-length", str(stat_result.st_size).encode("latin-1")),
+        (b"last-modified", formatdate(stat_result.st_mtime, usegmt=True).encode("latin-1")),
+        (b"etag", f'"{etag}"'.encode("latin-1")),
+    ]
+
+
+def _range_headers(scope: Scope) -> tuple[bytes | None, bytes | None]:
+    """The first Range and If-Range values of the request."""
+    range_header = if_range = None
+    for name, value in scope["headers"]:
+        if name == b"range" and range_header is None:
+            range_header = value
+        elif name == b"if-range" and if_range is None:
+            if_range = value
+    return range_header, if_range
+
+
+def _start(status: int, headers: list[tuple[bytes, bytes]]) -> Message:
+    return {"type": "http.response.start", "status": status, "headers": headers}
+
+
+class FileResponse(Response):
+    chunk_size = 64 * 1024
+    max_ranges = MAX_RANGES
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+        background: BackgroundTask | None = None,
+        filename: str | None = None,
+        stat_result: os.stat_result | None = None,
+        content_disposition_type: str = "attachment",
+    ) -> None:
+        self.path = path
+        self.status_code = status_code
+        self.filename = filename
+        if media_type is None:
+            media_type = guess_type(filename or path)[0] or "application/octet-stream"
+        self.media_type = media_type
+        self.background = background
+        self.init_headers(headers)
+        _setdefault(self.raw_headers, b"accept-ranges", b"bytes")
+        if filename is not None:
+            _setdefault(
+                self.raw_headers,
+                b"content-disposition",
+                _header_value(_content_disposition(content_disposition_type, filename)),
+            )
+        self.stat_result = stat_result
+        if stat_result is not None:
+            self.set_stat_headers(stat_result)
+
+    def set_stat_headers(self, stat_result: os.stat_result) -> None:
+        for name, value in _stat_headers(stat_result):
+            _setdefault(self.raw_headers, name, value)
+
+    def generate_multipart(
+        self,
+        ranges: Sequence[tuple[int, int]],
+        boundary: str,
+        max_size: int,
+        content_type: str,
+    ) -> tuple[int, Callable[[int, int], bytes]]:
+        return _generate_multipart(ranges, boundary, max_size, content_type)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            body_send, method = _websocket_denial_send(send), "GET"
+        else:
+            body_send, method = send, scope["method"].upper()
+
+        stat_result = self.stat_result
+        if stat_result is None:
+            stat_result = await anyio.to_thread.run_sync(_stat_file, self.path)
+            # a copy: the instance stays unchanged and reusable, each call sees the file as it is
+            headers = list(self.raw_headers)
+            for name, value in _stat_headers(stat_result):
+                _setdefault(headers, name, value)
+        else:
+            headers = self.raw_headers
+
+        ranges = None
+        if self.status_code == 200 and method in ("GET", "HEAD"):
+            try:
+                ranges = self._requested_ranges(scope, headers, stat_result.st_size)
+            except MalformedRangeHeader as exc:
+                await PlainTextResponse(exc.content, status_code=400)(scope, receive, send)
+                return
+            except RangeNotSatisfiable as exc:
+                unsatisfiable = PlainTextResponse(
+                    status_code=416, headers={"Content-Range": f"bytes */{exc.max_size}"}
+                )
+                await unsatisfiable(scope, receive, send)
+                return
+
+        header_only = method == "HEAD"
+        # decided before the coroutine exists, so that it cannot be left un-awaited
+        listen = not _send_raises_on_disconnect(scope)
+        if not ranges:
+            pathsend = "http.response.pathsend" in (scope.get("extensions") or ())
+            respond = self._respond_whole(body_send, headers, header_only, pathsend)
+        elif len(ranges) == 1:
+            start, end = ranges[0]
+            respond = self._respond_range(
+                body_send, headers, start, end, stat_result.st_size, header_only
+            )
+        else:
+            respond = self._respond_ranges(
+                body_send, headers, ranges, stat_result.st_size, header_only
+            )
+
+        if listen:
+            await _run_until_disconnect(lambda: respond, lambda: _wait_for_disconnect(receive))
+        else:
+            await respond
+        if self.background is not None:
+            await self.background()
+
+    def _requested_ranges(
+        self, scope: Scope, headers: list[tuple[bytes, bytes]], file_size: int
+    ) -> list[tuple[int, int]] | None:
+        """The byte ranges to send, or None for the whole file."""
+        range_header, if_range = _range_headers(scope)
+        if range_header is None:
+            return None
+        # If-Range (RFC 9110 §13.1.5): ranges only while the validator still matches exactly
+        if if_range is not None and if_range not in (
+            _first(headers, b"etag"),
+            _first(headers, b"last-modified"),
+        ):
+            return None
+        return parse_range_header(range_header.decode("latin-1"), file_size, self.max_ranges)
+
+    async def _respond_whole(
+        self,
+        send: Send,
+        headers: list[tuple[bytes, bytes]],
+        header_only: bool,
+        pathsend: bool,
+    ) -> None:
+        if header_only:
+            await send(_start(self.status_code, headers))
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        elif pathsend:
+            await send(_start(self.status_code, headers))
+            # the ASGI extension asks for an absolute path
+            path = os.path.abspath(os.fspath(self.path))
+            await send({"type": "http.response.pathsend", "path": path})
+        else:
+            chunk_size = self.chunk_size
+            # opened before the start message, so a vanished file fails before anything is sent
+            async with await anyio.open_file(self.path, mode="rb") as file:
+                await send(_start(self.status_code, headers))
+                more_body = True
+                while more_body:
+                    chunk = await file.read(chunk_size)
+                    more_body = len(chunk) == chunk_size
+                    await send(
+                        {"type": "http.response.body", "body": chunk, "more_body": more_body}
+                    )
+
+    async def _respond_range(
+        self,
+        send: Send,
+        headers: list[tuple[bytes, bytes]],
+        start: int,
+        end: int,
+        file_size: int,
+        header_only: bool,
+    ) -> None:
+        headers = list(headers)
+        _set(headers, b"content-length", str(end - start).encode("latin-1"))
+        headers.append((b"content-range", f"bytes {start}-{end - 1}/{file_size}".encode("latin-1")))
+        if header_only:
+            await send(_start(206, headers))
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        async with await anyio.open_file(self.path, mode="rb") as file:
+            await send(_start(206, headers))
+            await file.seek(start)
+            await self._send_file_range(send, file, start, end, last=True)
+
+    async def _respond_ranges(
+        self,
+        send: Send,
+        headers: list[tuple[bytes, bytes]],
+        ranges: list[tuple[int, int]],
+        file_size: int,
+        header_only: bool,
+    ) -> None:
+        boundary = token_hex(13)
+        content_type = (_first(headers, b"content-type") or b"").decode("latin-1")
+        content_length, part_header = self.generate_multipart(
+            ranges, boundary, file_size, content_type
+        )
+        headers = list(headers)
+        content_type_value = f"multipart/byteranges; boundary={boundary}".encode("latin-1")
+        _set(headers, b"content-type", content_type_value)
+        _set(headers, b"content-length", str(content_length).encode("latin-1"))
+        if header_only:
+            await send(_start(206, headers))
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        async with await anyio.open_file(self.path, mode="rb") as file:
+            await send(_start(206, headers))
+            for start, end in ranges:
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": part_header(start, end),
+                        "more_body": True,
+                    }
+                )
+                await file.seek(start)
+                await self._send_file_range(send, file, start, end, last=False)
+                await send({"type": "http.response.body", "body": b"\r\n", "more_body": True})
+            closing = multipart_closing(boundary)
+            await send({"type": "http.response.body", "body": closing, "more_body": False})
+
+    async def _send_file_range(
+        self, send: Send, file: anyio.AsyncFile[bytes], start: int, end: int, last: bool
+    ) -> None:
+        """Bytes ``start`` to ``end - 1`` (the file is already there), in chunk_size pieces."""
+        position = start
+        while position < end:
+            chunk = await file.read(min(self.chunk_size, end - position))
+            if not chunk:  # the file shrank since it was measured: stop rather than spin
+                break
+            position += len(chunk)
+            more_body = not last or position < end
+            await send({"type": "http.response.body", "body": chunk, "more_body": more_body})
+        if last and position < end:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _content_disposition(disposition_type: str, filename: str) -> str:
+    quoted = quote(filename)
+    if quoted != filename:
+        # RFC 6266 §4.3 / RFC 5987: non-token-safe names travel percent-encoded as UTF-8
+        return f"{disposition_type}; filename*=utf-8''{quoted}"
+    return f'{disposition_type}; filename="{filename}"'
