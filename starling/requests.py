@@ -1,0 +1,393 @@
+"""The incoming connection (HTTPConnection) and HTTP request (Request) an endpoint reads."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from collections.abc import AsyncGenerator, Iterator, Mapping
+from contextlib import aclosing
+from typing import Any, Generic, NoReturn, cast
+
+import anyio
+
+from starling._awaitable import AwaitableOrContextManager, AwaitableOrContextManagerWrapper
+from starling._cookies import parse_cookie_header
+from starling._formerrors import MultiPartException
+from starling._urlencoded import UrlencodedParser
+from starling.datastructures import (
+    URL,
+    Address,
+    FormData,
+    Headers,
+    QueryParams,
+    State,
+    UploadFile,
+)
+from starling.exceptions import HTTPException
+from starling.types import Message, Receive, Scope, Send
+
+# A TypeVar default makes an unparameterised Request(...) a Request[State], as in Starlette.
+# typing_extensions comes with anyio on the Pythons whose typing lacks TypeVar defaults.
+if sys.version_info >= (3, 13):  # pragma: no cover (the tests run on 3.11)
+    from typing import TypeVar
+else:
+    from typing_extensions import TypeVar
+
+# Request headers copied into an HTTP/2 server push: the pushed response should be negotiated
+# the way the page itself was.
+SERVER_PUSH_HEADERS_TO_COPY = {
+    "accept",
+    "accept-encoding",
+    "accept-language",
+    "cache-control",
+    "user-agent",
+}
+# The same names in a fixed order (Starlette's order follows set iteration, which varies by
+# process), so the pushed headers are reproducible.
+_PUSH_HEADER_ORDER = tuple(sorted(SERVER_PUSH_HEADERS_TO_COPY))
+
+_FORM_URLENCODED = "application/x-www-form-urlencoded"
+_FORM_MULTIPART = "multipart/form-data"
+
+StateT = TypeVar("StateT", bound=Mapping[str, Any] | State, default=State)
+
+
+def cookie_parser(cookie_string: str) -> dict[str, str]:
+    """Parse a ``Cookie`` header value into a dict, leniently, as browsers send it.
+
+    Splits on ``;`` and then on the first ``=``; a piece without ``=`` is stored under ``""``;
+    keys and values are stripped and a ``"quoted"`` value is unquoted; a later duplicate wins.
+    At most ``starling._cookies.MAX_COOKIES`` pieces are read. Never raises.
+    """
+    return parse_cookie_header(cookie_string)
+
+
+class ClientDisconnect(Exception):
+    pass
+
+
+class HTTPConnection(Mapping[str, Any], Generic[StateT]):
+    """What HTTP requests and WebSocket connections share: URL, headers, cookies, client...
+
+    A read-only mapping over the ASGI scope. Everything is parsed on first access and cached on
+    the object, so building one is cheap.
+    """
+
+    # Two connections are equal only when they are the same object (not Mapping's
+    # item-by-item comparison), so they stay hashable.
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
+
+    def __init__(self, scope: Scope, receive: Receive | None = None) -> None:
+        assert scope["type"] in ("http", "websocket")
+        self.scope = scope
+
+    def __getitem__(self, key: str) -> Any:
+        return self.scope[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.scope)
+
+    def __len__(self) -> int:
+        return len(self.scope)
+
+    @property
+    def app(self) -> Any:
+        return self.scope["app"]
+
+    # PERF: each cached property looks itself up in __dict__ rather than catching the
+    # AttributeError of a missing attribute, which costs more on the (common) first access.
+    # The attribute names are Starlette's, for code that pokes at them.
+
+    @property
+    def url(self) -> URL:
+        url: URL | None = self.__dict__.get("_url")
+        if url is None:
+            url = self._url = URL(scope=self.scope)
+        return url
+
+    @property
+    def base_url(self) -> URL:
+        base_url: URL | None = self.__dict__.get("_base_url")
+        if base_url is None:
+            base_url = self._base_url = URL(scope=self._base_url_scope())
+        return base_url
+
+    def _base_url_scope(self) -> Scope:
+        # The application's root: under a Mount, "app_root_path" keeps the outer root path
+        # while "root_path" grows, so url_for() builds from the top application.
+        scope = self.scope
+        root_path: str = scope.get("app_root_path", scope.get("root_path", ""))
+        path = root_path if root_path.endswith("/") else root_path + "/"
+        return {**scope, "path": path, "query_string": b"", "root_path": root_path}
+
+    @property
+    def headers(self) -> Headers:
+        headers: Headers | None = self.__dict__.get("_headers")
+        if headers is None:
+            headers = self._headers = Headers(scope=self.scope)
+        return headers
+
+    @property
+    def query_params(self) -> QueryParams:
+        query_params: QueryParams | None = self.__dict__.get("_query_params")
+        if query_params is None:
+            query_params = self._query_params = QueryParams(self.scope["query_string"])
+        return query_params
+
+    @property
+    def path_params(self) -> dict[str, Any]:
+        path_params: dict[str, Any] = self.scope.get("path_params", {})
+        return path_params
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        cookies: dict[str, str] | None = self.__dict__.get("_cookies")
+        if cookies is None:
+            # Several Cookie headers (HTTP/2 splits them) read as one.
+            cookies = self._cookies = parse_cookie_header("; ".join(self.headers.getlist("cookie")))
+        return cookies
+
+    @property
+    def client(self) -> Address | None:
+        # Not cached: proxy-header middleware may rewrite scope["client"] after construction.
+        host_port = self.scope.get("client")
+        if host_port is not None:
+            return Address(*host_port)
+        return None
+
+    @property
+    def session(self) -> dict[str, Any]:
+        assert "session" in self.scope, (
+            "SessionMiddleware must be installed to access request.session"
+        )
+        session: dict[str, Any] = self.scope["session"]
+        return session
+
+    @property
+    def auth(self) -> Any:
+        assert "auth" in self.scope, (
+            "AuthenticationMiddleware must be installed to access request.auth"
+        )
+        return self.scope["auth"]
+
+    @property
+    def user(self) -> Any:
+        assert "user" in self.scope, (
+            "AuthenticationMiddleware must be installed to access request.user"
+        )
+        return self.scope["user"]
+
+    @property
+    def state(self) -> StateT:
+        state: State | None = self.__dict__.get("_state")
+        if state is None:
+            # The dict lives in the scope so that middleware and the endpoint share it; the
+            # lifespan state is copied into it per request by the server.
+            state = self._state = State(self.scope.setdefault("state", {}))
+        return cast(StateT, state)
+
+    def url_for(self, name: str, /, **path_params: Any) -> URL:
+        provider = self.scope.get("router") or self.scope.get("app")
+        if provider is None:
+            raise RuntimeError(
+                "The `url_for` method can only be used inside a Starlette application "
+                "or with a router."
+            )
+        url_path = provider.url_path_for(name, **path_params)
+        absolute: URL = url_path.make_absolute_url(base_url=self.base_url)
+        return absolute
+
+
+async def empty_receive() -> NoReturn:
+    raise RuntimeError("Receive channel has not been made available")
+
+
+async def empty_send(message: Message) -> NoReturn:
+    raise RuntimeError("Send channel has not been made available")
+
+
+class Request(HTTPConnection[StateT]):
+    """An HTTP request: the connection plus its method and body (streamed, or read whole)."""
+
+    _form: FormData | None
+
+    def __init__(
+        self, scope: Scope, receive: Receive = empty_receive, send: Send = empty_send
+    ) -> None:
+        # PERF: HTTPConnection.__init__ inlined; this runs once per request.
+        assert scope["type"] == "http"
+        self.scope = scope
+        self._receive = receive
+        self._send = send
+        self._stream_consumed = False
+        self._is_disconnected = False
+        self._form = None
+
+    @property
+    def method(self) -> str:
+        method: str = self.scope["method"]
+        return method
+
+    @property
+    def receive(self) -> Receive:
+        return self._receive
+
+    async def stream(self) -> AsyncGenerator[bytes, None]:
+        """Yield the body as it arrives (empty chunks skipped), then a final ``b""``.
+
+        Once read to the end it cannot be read again, unless ``body()`` cached it first.
+        """
+        body: bytes | None = self.__dict__.get("_body")
+        if body is not None:
+            yield body
+            yield b""
+            return
+        if self._stream_consumed:
+            raise RuntimeError("Stream consumed")
+        while not self._stream_consumed:
+            message = await self._receive()
+            message_type = message["type"]
+            if message_type == "http.request":
+                chunk: bytes = message.get("body", b"")
+                if not message.get("more_body", False):
+                    self._stream_consumed = True
+                if chunk:
+                    yield chunk
+            elif message_type == "http.disconnect":
+                self._is_disconnected = True
+                raise ClientDisconnect()
+        yield b""
+
+    async def body(self) -> bytes:
+        body: bytes | None = self.__dict__.get("_body")
+        if body is None:
+            chunks = [chunk async for chunk in self.stream()]
+            body = self._body = b"".join(chunks)
+        return body
+
+    async def json(self) -> Any:
+        """The body decoded as JSON; a malformed body raises ``json.JSONDecodeError``.
+
+        As in Starlette, a body that is not UTF-8 (or UTF-16/32) raises ``UnicodeDecodeError``.
+        """
+        if "_json" not in self.__dict__:  # JSON null is a value too, so test the key
+            self._json = _loads(await self.body())
+        return self._json
+
+    def form(
+        self,
+        *,
+        max_files: int | float = 1000,
+        max_fields: int | float = 1000,
+        max_part_size: int = 1024 * 1024,
+    ) -> AwaitableOrContextManager[FormData]:
+        """The parsed form, cached. Await it, or ``async with`` it to close its files after."""
+        return AwaitableOrContextManagerWrapper(
+            self._get_form(max_files=max_files, max_fields=max_fields, max_part_size=max_part_size)
+        )
+
+    async def _get_form(
+        self, *, max_files: int | float, max_fields: int | float, max_part_size: int
+    ) -> FormData:
+        if self._form is None:
+            content_type = _media_type(self.headers.get("content-type", ""))
+            try:
+                if content_type == _FORM_MULTIPART:
+                    self._form = await _multipart_form(self, max_files, max_fields, max_part_size)
+                elif content_type == _FORM_URLENCODED:
+                    self._form = await self._urlencoded_form(max_fields, max_part_size)
+                else:
+                    self._form = FormData()
+            except MultiPartException as exc:
+                # Inside an application the client gets a 400; a bare Request lets it through.
+                if "app" in self.scope:
+                    raise HTTPException(status_code=400, detail=exc.message) from exc
+                raise
+        return self._form
+
+    async def _urlencoded_form(self, max_fields: int | float, max_part_size: int) -> FormData:
+        parser = UrlencodedParser(max_fields, max_part_size)
+        fields: list[tuple[str, str | UploadFile]] = []
+        # aclosing: a limit error stops the loop early, and the stream must not be left to
+        # the garbage collector (trio warns about it).
+        async with aclosing(self.stream()) as stream:
+            async for chunk in stream:
+                fields += parser.feed(chunk)
+        fields += parser.close()
+        return FormData(fields)
+
+    async def close(self) -> None:
+        if self._form is not None:
+            await self._form.close()
+
+    async def is_disconnected(self) -> bool:
+        """Whether the client has gone, without waiting: a pending message is taken if ready.
+
+        As in Starlette, a body message taken here is not replayed to ``stream()``.
+        """
+        if not self._is_disconnected:
+            message: Message = {}
+            # A cancelled scope: receive() returns only what it has without waiting.
+            with anyio.CancelScope() as cancel_scope:
+                cancel_scope.cancel()
+                message = await self._receive()
+            if message.get("type") == "http.disconnect":
+                self._is_disconnected = True
+        return self._is_disconnected
+
+    async def send_push_promise(self, path: str) -> None:
+        """Ask an HTTP/2 server to push ``path``; a no-op unless the server supports it."""
+        if "http.response.push" in self.scope.get("extensions", {}):
+            headers = self.headers
+            raw_headers = [
+                (name.encode("latin-1"), value.encode("latin-1"))
+                for name in _PUSH_HEADER_ORDER
+                for value in headers.getlist(name)
+            ]
+            await self._send({"type": "http.response.push", "path": path, "headers": raw_headers})
+
+    async def send_early_hints(self, link: str, /, *additional_links: str) -> None:
+        """Send a 103 Early Hints with these ``Link`` values; a no-op unless supported."""
+        if "http.response.early_hint" in self.scope.get("extensions", {}):
+            links = [value.encode("latin-1") for value in (link, *additional_links)]
+            await self._send({"type": "http.response.early_hint", "links": links})
+
+
+def _loads(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except RecursionError:
+        # APPSEC: "[[[[..." nested past the interpreter's recursion limit is malformed input,
+        # not a server fault: report it the way other malformed JSON is reported (Starlette
+        # lets the RecursionError through, a 500 even where apps handle bad JSON).
+        raise json.JSONDecodeError("JSON nested too deeply", body.decode("latin-1"), 0) from None
+
+
+def _media_type(content_type: str) -> str:
+    # "Type/Subtype; param=..." -> "type/subtype"; parameters (charset) do not matter here.
+    # Only RFC 9110 OWS (space, tab) is stripped, as python-multipart does for Starlette.
+    return content_type.partition(";")[0].strip(" \t").lower()
+
+
+async def _multipart_form(
+    request: Request[Any], max_files: int | float, max_fields: int | float, max_part_size: int
+) -> FormData:
+    # Imported here: the multipart parser is a separate module, loaded by the first upload.
+    try:
+        formparsers = importlib.import_module("starling.formparsers")
+    except ImportError as exc:
+        raise RuntimeError(
+            "Parsing multipart/form-data needs starling.formparsers, which is not available."
+        ) from exc
+    async with aclosing(request.stream()) as stream:
+        parser = formparsers.MultiPartParser(
+            request.headers,
+            stream,
+            max_files=max_files,
+            max_fields=max_fields,
+            max_part_size=max_part_size,
+        )
+        form: FormData = await parser.parse()
+    return form
