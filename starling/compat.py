@@ -1,0 +1,87 @@
+"""Run code written for Starlette on starling: ``import starlette.X`` gives ``starling.X``."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+import starling
+
+_ALIAS = "starlette"
+_TARGET = "starling"
+
+
+class _AliasLoader(importlib.abc.Loader):
+    """Hands the import system a module that is already loaded, under a second name."""
+
+    def __init__(self, module: ModuleType) -> None:
+        self.module = module
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
+        return self.module
+
+    def exec_module(self, module: ModuleType) -> None:
+        """Nothing to run: the module ran when starling imported it."""
+
+
+class _StarletteAliasFinder(importlib.abc.MetaPathFinder):
+    """Finds ``starlette.X`` by importing ``starling.X``: the same module object, two names."""
+
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None = None,
+        target: ModuleType | None = None,
+    ) -> importlib.machinery.ModuleSpec | None:
+        if not fullname.startswith(_ALIAS + "."):
+            return None
+        target_name = _TARGET + fullname[len(_ALIAS) :]
+        try:
+            module = importlib.import_module(target_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != target_name:
+                raise  # starling.X exists but itself failed to import something: say so
+            return None
+        return importlib.util.spec_from_loader(fullname, _AliasLoader(module))
+
+
+def _foreign_starlette_modules() -> list[str]:
+    """Names of modules in ``sys.modules`` that belong to a real Starlette, not to the alias."""
+    foreign = []
+    for name, module in list(sys.modules.items()):
+        if name != _ALIAS and not name.startswith(_ALIAS + "."):
+            continue
+        own_name = _TARGET + name[len(_ALIAS) :]
+        if module is not sys.modules.get(own_name):
+            foreign.append(name)
+    return sorted(foreign)
+
+
+def alias_starlette() -> None:
+    """Make ``import starlette`` and ``import starlette.X`` return starling's modules.
+
+    Call it before anything imports Starlette (first thing in your app or ``conftest.py``), so
+    that code written for Starlette, FastAPI included, runs on starling unchanged. Calling it
+    again does nothing more.
+    """
+    foreign = _foreign_starlette_modules()
+    if foreign:
+        raise RuntimeError(
+            f"alias_starlette() was called after the real Starlette was imported "
+            f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''} already in "
+            f"sys.modules), so the two would be mixed. Call starling.compat.alias_starlette() "
+            f"before anything imports starlette: first thing in your entry point or conftest.py."
+        )
+    sys.modules[_ALIAS] = starling
+    # Submodules starling has already loaded get their second name now; the finder serves
+    # the rest on first import.
+    for name, module in list(sys.modules.items()):
+        if name.startswith(_TARGET + "."):
+            sys.modules[_ALIAS + name[len(_TARGET) :]] = module
+    if not any(isinstance(finder, _StarletteAliasFinder) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _StarletteAliasFinder())

@@ -1,0 +1,376 @@
+"""TestClient: an httpx.Client that calls an ASGI app in-process, plus its WebSocket session."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import math
+import warnings
+from collections.abc import Generator, Sequence
+from concurrent.futures import Future
+from typing import Any, Literal, Self
+from urllib.parse import urljoin
+
+import anyio
+import anyio.from_thread
+
+try:
+    import httpx
+except ModuleNotFoundError as exc:
+    raise ImportError(
+        "The starling.testclient module requires the httpx package to be installed.\n"
+        "You can install it with:\n"
+        "    $ pip install httpx\n"
+        'or with starling\'s extras: pip install "starling[full]"'
+    ) from exc
+from httpx._client import USE_CLIENT_DEFAULT, UseClientDefault
+from httpx._types import (
+    AuthTypes,
+    CookieTypes,
+    HeaderTypes,
+    QueryParamTypes,
+    RequestContent,
+    RequestFiles,
+    TimeoutTypes,
+    URLTypes,
+)
+
+from starling._testclient_http import TestClientTransport, settle
+from starling._testclient_lifespan import LifespanRunner
+from starling._utils import is_async_callable
+from starling.exceptions import StarletteDeprecationWarning
+from starling.types import ASGIApp, Message, Receive, Scope, Send
+from starling.websockets import WebSocketDisconnect
+
+_RequestData = dict[str, str] | list[tuple[str, str]] | str | bytes
+
+# What a real client sees when the connection ends without a close frame (RFC 6455 7.1.5).
+_ABNORMAL_CLOSURE = 1006
+
+
+class _AppEnded:
+    """The app's WebSocket task returned (``error`` is None) or raised."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception | None) -> None:
+        self.error = error
+
+
+class _Upgrade(Exception):
+    """Carries a WebSocket session out of the transport, through httpx, to websocket_connect."""
+
+    def __init__(self, session: WebSocketTestSession) -> None:
+        self.session = session
+
+
+def _is_asgi3(app: Any) -> bool:
+    # An endpoint class whose instances are awaitable (``Class(scope, receive, send)``) is ASGI 3.
+    if inspect.isclass(app):
+        return hasattr(app, "__await__")
+    return bool(is_async_callable(app))
+
+
+class _WrapASGI2:
+    """Adapts an ASGI 2 app (``app(scope)`` returns ``instance(receive, send)``) to ASGI 3."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        instance = self.app(scope)
+        await instance(receive, send)
+
+
+class WebSocketDenialResponse(  # type: ignore[misc] # as Starlette's: pickling is unsupported
+    httpx.Response, WebSocketDisconnect
+):
+    """The HTTP response an app sent instead of accepting a WebSocket connection."""
+
+
+class WebSocketTestSession:
+    def __init__(self, app: ASGIApp, scope: Scope, portal_factory: Any) -> None:
+        self.app = app
+        self.scope = scope
+        self.accepted_subprotocol: str | None = None
+        self.portal_factory = portal_factory
+        self.extra_headers: list[tuple[bytes, bytes]] | None = None
+        self.portal: anyio.from_thread.BlockingPortal | None = None
+        self._ended: _AppEnded | None = None
+        self._app_gone = False
+        self._error_reported = False
+        self._cancel_scope: anyio.CancelScope | None = None
+
+    def __enter__(self) -> Self:
+        with contextlib.ExitStack() as stack:
+            self.portal = portal = stack.enter_context(self.portal_factory())
+            self._to_app, self._to_app_rx = anyio.create_memory_object_stream[Message](math.inf)
+            self._from_app, self._from_app_rx = anyio.create_memory_object_stream[Any](math.inf)
+            task = portal.start_task_soon(self._run)
+            stack.callback(self._finish, task)
+            self.send({"type": "websocket.connect"})
+            message = self.receive()
+            self._raise_on_close(message)
+            self.accepted_subprotocol = message.get("subprotocol", None)
+            self.extra_headers = message.get("headers", None)
+            # Let the app run until it waits: an app that fails right after accepting fails
+            # the `with` statement, as with Starlette.
+            portal.call(settle)
+            self._raise_app_error()
+            self.exit_stack = stack.pop_all()
+        return self
+
+    def __exit__(self, *args: Any) -> None:
+        self.exit_stack.close()
+
+    async def _run(self) -> None:
+        with anyio.CancelScope() as self._cancel_scope:
+            error: Exception | None = None
+            try:
+                await self.app(self.scope, self._to_app_rx.receive, self._from_app.send)
+            except Exception as exc:
+                error = exc
+            self._ended = _AppEnded(error)
+            await self._from_app.send(self._ended)
+
+    def _finish(self, task: Future[None]) -> None:
+        """Closes the connection, gives the app a moment to react, then cancels it."""
+        assert self.portal is not None
+        if not task.done():
+            self.close(1000)
+            self.portal.call(settle)
+        if not task.done():
+            assert self._cancel_scope is not None
+            self.portal.call(self._cancel_scope.cancel)
+        task.result()
+        for stream in (self._to_app, self._to_app_rx, self._from_app, self._from_app_rx):
+            stream.close()
+        self._raise_app_error()
+
+    def _raise_app_error(self) -> None:
+        ended = self._ended
+        if ended is not None and ended.error is not None and not self._error_reported:
+            self._error_reported = True
+            raise ended.error
+
+    def _raise_on_close(self, message: Message) -> None:
+        if message["type"] == "websocket.close":
+            raise WebSocketDisconnect(
+                code=message.get("code", 1000), reason=message.get("reason", "")
+            )
+        if message["type"] == "websocket.http.response.start":
+            status_code: int = message["status"]
+            headers: list[tuple[bytes, bytes]] = message["headers"]
+            body: list[bytes] = []
+            while True:
+                message = self.receive()
+                if message["type"] != "websocket.http.response.body":
+                    break  # the app ended mid-body: deny with what it sent
+                body.append(message["body"])
+                if not message.get("more_body", False):
+                    break
+            raise WebSocketDenialResponse(
+                status_code=status_code, headers=headers, content=b"".join(body)
+            )
+
+    def send(self, message: Message) -> None:
+        assert self.portal is not None
+        self.portal.call(self._to_app.send, message)
+
+    def send_text(self, data: str) -> None:
+        self.send({"type": "websocket.receive", "text": data})
+
+    def send_bytes(self, data: bytes) -> None:
+        self.send({"type": "websocket.receive", "bytes": data})
+
+    def send_json(self, data: Any, mode: Literal["text", "binary"] = "text") -> None:
+        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        if mode == "text":
+            self.send({"type": "websocket.receive", "text": text})
+        else:
+            self.send({"type": "websocket.receive", "bytes": text.encode("utf-8")})
+
+    def close(self, code: int = 1000, reason: str | None = None) -> None:
+        self.send({"type": "websocket.disconnect", "code": code, "reason": reason})
+
+    def receive(self) -> Message:
+        """The app's next message; once the app has ended, a close frame it never sent."""
+        assert self.portal is not None
+        if not self._app_gone:
+            message = self.portal.call(self._from_app_rx.receive)
+            if not isinstance(message, _AppEnded):
+                return message  # type: ignore[no-any-return]
+            self._app_gone = True
+        self._raise_app_error()
+        return {"type": "websocket.close", "code": _ABNORMAL_CLOSURE, "reason": ""}
+
+    def receive_text(self) -> str:
+        message = self.receive()
+        self._raise_on_close(message)
+        return message["text"]  # type: ignore[no-any-return]
+
+    def receive_bytes(self) -> bytes:
+        message = self.receive()
+        self._raise_on_close(message)
+        return message["bytes"]  # type: ignore[no-any-return]
+
+    def receive_json(self, mode: Literal["text", "binary"] = "text") -> Any:
+        message = self.receive()
+        self._raise_on_close(message)
+        text = message["text"] if mode == "text" else message["bytes"].decode("utf-8")
+        return json.loads(text)
+
+
+class TestClient(httpx.Client):
+    __test__ = False
+    task: Future[None]
+    portal: anyio.from_thread.BlockingPortal | None = None
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        base_url: str = "http://testserver",
+        raise_server_exceptions: bool = True,
+        root_path: str = "",
+        backend: Literal["asyncio", "trio"] = "asyncio",
+        backend_options: dict[str, Any] | None = None,
+        cookies: httpx._types.CookieTypes | None = None,
+        headers: dict[str, str] | None = None,
+        follow_redirects: bool = True,
+        client: tuple[str, int] = ("testclient", 50000),
+    ) -> None:
+        self.async_backend: dict[str, Any] = {
+            "backend": backend,
+            "backend_options": backend_options or {},
+        }
+        self.app: ASGIApp = app if _is_asgi3(app) else _WrapASGI2(app)
+        self.app_state: dict[str, Any] = {}
+        self._lifespans: list[contextlib.ExitStack] = []
+        self._runner: LifespanRunner | None = None
+        transport = TestClientTransport(
+            self.app,
+            portal_factory=self._portal_factory,
+            raise_server_exceptions=raise_server_exceptions,
+            root_path=root_path,
+            client=client,
+            app_state=self.app_state,
+            websocket_handler=self._upgrade,
+        )
+        merged = httpx.Headers(headers)
+        if "user-agent" not in merged:
+            merged["user-agent"] = "testclient"
+        super().__init__(
+            base_url=base_url,
+            headers=merged,
+            transport=transport,
+            follow_redirects=follow_redirects,
+            cookies=cookies,
+        )
+
+    @contextlib.contextmanager
+    def _portal_factory(self) -> Generator[anyio.from_thread.BlockingPortal, None, None]:
+        if self.portal is not None:
+            yield self.portal
+        else:
+            with anyio.from_thread.start_blocking_portal(**self.async_backend) as portal:
+                yield portal
+
+    def _upgrade(self, request: httpx.Request, scope: Scope) -> httpx.Response:
+        raise _Upgrade(WebSocketTestSession(self.app, scope, self._portal_factory))
+
+    def request(  # type: ignore[override]
+        self,
+        method: str,
+        url: URLTypes,
+        *,
+        content: RequestContent | None = None,
+        data: _RequestData | None = None,
+        files: RequestFiles | None = None,
+        json: Any = None,
+        params: QueryParamTypes | None = None,
+        headers: HeaderTypes | None = None,
+        cookies: CookieTypes | None = None,
+        auth: AuthTypes | UseClientDefault = USE_CLIENT_DEFAULT,
+        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
+        timeout: TimeoutTypes | UseClientDefault = USE_CLIENT_DEFAULT,
+        extensions: dict[str, Any] | None = None,
+    ) -> httpx.Response:
+        if timeout is not USE_CLIENT_DEFAULT:
+            warnings.warn(
+                "You should not use the 'timeout' argument with the TestClient. "
+                "See https://github.com/Kludex/starlette/issues/1108 for more information.",
+                StarletteDeprecationWarning,
+                stacklevel=2,
+            )
+        return super().request(
+            method,
+            url,
+            content=content,
+            data=data,  # type: ignore[arg-type]
+            files=files,
+            json=json,
+            params=params,
+            headers=headers,
+            cookies=cookies,
+            auth=auth,
+            follow_redirects=follow_redirects,
+            timeout=timeout,
+            extensions=extensions,
+        )
+
+    def websocket_connect(
+        self, url: str, subprotocols: Sequence[str] | None = None, **kwargs: Any
+    ) -> WebSocketTestSession:
+        url = urljoin("ws://testserver", url)
+        headers = httpx.Headers(kwargs.pop("headers", None))
+        headers.setdefault("connection", "upgrade")
+        headers.setdefault("sec-websocket-key", "testserver==")
+        headers.setdefault("sec-websocket-version", "13")
+        if subprotocols is not None:
+            headers.setdefault("sec-websocket-protocol", ", ".join(subprotocols))
+        try:
+            super().request("GET", url, headers=headers, **kwargs)
+        except _Upgrade as upgrade:
+            return upgrade.session
+        raise AssertionError("unreachable")  # pragma: no cover (ws:// always upgrades)
+
+    def __enter__(self) -> Self:
+        with contextlib.ExitStack() as stack:
+            previous = (self.portal, self._runner)
+            self._runner = runner = LifespanRunner(self.app, self.app_state)
+            stack.callback(runner.close)
+            self.portal = portal = stack.enter_context(
+                anyio.from_thread.start_blocking_portal(**self.async_backend)
+            )
+
+            @stack.callback
+            def restore() -> None:
+                self.portal, self._runner = previous
+
+            self.task = portal.start_task_soon(self.lifespan)
+            # Whatever happens, the lifespan task must end before the portal can close.
+            stack.callback(portal.call, runner.cancel)
+            portal.call(self.wait_startup)
+
+            @stack.callback
+            def wait_shutdown() -> None:
+                portal.call(self.wait_shutdown)
+
+            self._lifespans.append(stack.pop_all())
+        return self
+
+    def __exit__(self, *args: Any) -> None:
+        self._lifespans.pop().close()
+
+    async def lifespan(self) -> None:
+        assert self._runner is not None
+        await self._runner.run()
+
+    async def wait_startup(self) -> None:
+        assert self._runner is not None
+        await self._runner.wait_startup()
+
+    async def wait_shutdown(self) -> None:
+        assert self._runner is not None
+        await self._runner.wait_shutdown()
