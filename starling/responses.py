@@ -555,8 +555,10 @@ class FileResponse(Response):
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         elif pathsend:
             await send(_start(self.status_code, headers))
-            # the ASGI extension asks for an absolute path
-            path = os.path.abspath(os.fspath(self.path))
+            # the ASGI extension asks for an absolute path; abspath may ask the OS for the cwd
+            path = os.fspath(self.path)
+            if not os.path.isabs(path):
+                path = await anyio.to_thread.run_sync(os.path.abspath, path)
             await send({"type": "http.response.pathsend", "path": path})
         else:
             chunk_size = self.chunk_size

@@ -1,12 +1,22 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import pytest
+from blockbuster import BlockBuster, blockbuster_ctx
 
 from starling.testclient import TestClient
 from tests.types import TestClientFactory
+
+
+@pytest.fixture(autouse=True)
+def blockbuster() -> Iterator[BlockBuster]:
+    """A blocking call (file or socket I/O, time.sleep) made by starling on the event loop fails
+    the test; test code setting up files is not policed."""
+    with blockbuster_ctx("starling") as detector:
+        yield detector
 
 
 @pytest.fixture(

@@ -925,6 +925,8 @@ async def test_pathsend(text_file: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         response, http_scope(method="HEAD", extensions={"http.response.pathsend": {}})
     )
     assert head[1] == {"type": "http.response.body", "body": b"", "more_body": False}
+    absolute = await call(FileResponse(text_file), scope)
+    assert absolute[1] == {"type": "http.response.pathsend", "path": str(text_file)}
 
 
 @pytest.mark.anyio
@@ -1199,8 +1201,10 @@ def test_ranges_only_for_200(
 
 
 def test_first_range_header_wins(test_client_factory: TestClientFactory, text_file: Path) -> None:
+    etag = expected_etag(text_file).encode()
+
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        later = [(b"range", b"bytes=2-3"), (b"if-range", expected_etag(text_file).encode())]
+        later = [(b"range", b"bytes=2-3"), (b"if-range", etag)]
         scope["headers"] = [*scope["headers"], *later]
         await FileResponse(text_file)(scope, receive, send)
 

@@ -182,7 +182,8 @@ class ServerErrorMiddleware:
     async def _response_for(self, request: Request, exc: Exception) -> Response:
         # A handler runs even when the response has started: it may only be logging.
         if self.debug:
-            return self.debug_response(request, exc)
+            # The traceback reads source files (linecache): keep that off the event loop.
+            return await run_in_threadpool(self.debug_response, request, exc)
         if self.handler is None:
             return self.error_response(request, exc)
         response: Any
