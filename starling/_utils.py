@@ -14,9 +14,9 @@ def is_async_callable(obj: Any) -> Any:
     and instances whose ``__call__`` is one."""
     while isinstance(obj, functools.partial):
         obj = obj.func
-    return inspect.iscoroutinefunction(obj) or (
-        callable(obj) and inspect.iscoroutinefunction(getattr(obj, "__call__", None))
-    )
+    if inspect.iscoroutinefunction(obj):
+        return True
+    return callable(obj) and inspect.iscoroutinefunction(obj.__call__)
 
 
 def get_route_path(scope: Scope) -> str:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any
 
 import pytest
 from blockbuster import BlockBuster, blockbuster_ctx
@@ -29,13 +29,6 @@ def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
     """Every test that uses the client factory (or anyio directly) runs on both backends."""
     backend: tuple[str, dict[str, Any]] = request.param
     return backend
-
-
-@pytest.fixture
-def anyio_backend_name(anyio_backend: tuple[str, dict[str, Any]]) -> Literal["asyncio", "trio"]:
-    name = anyio_backend[0]
-    assert name in ("asyncio", "trio")
-    return name  # type: ignore[return-value]
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from starling.types import ASGIApp
 
 
 class TestClientFactory(Protocol):  # pragma: no cover (a protocol: its body never runs)
-    __test__ = False  # not a test class, despite its name
     def __call__(
         self,
         app: ASGIApp,
@@ -19,3 +18,8 @@ class TestClientFactory(Protocol):  # pragma: no cover (a protocol: its body nev
         follow_redirects: bool = True,
         client: tuple[str, int] = ("testclient", 50000),
     ) -> TestClient: ...
+
+
+# Not a test class despite its name: keep pytest from collecting it (a protocol member would
+# make every factory need the attribute).
+setattr(TestClientFactory, "__test__", False)  # noqa: B010
