@@ -268,9 +268,11 @@ class Request(HTTPConnection[StateT]):
         return body
 
     async def json(self) -> Any:
-        """The body decoded as JSON; a malformed body raises ``json.JSONDecodeError``.
+        """The body decoded as JSON, cached.
 
-        As in Starlette, a body that is not UTF-8 (or UTF-16/32) raises ``UnicodeDecodeError``.
+        A malformed body raises ``json.JSONDecodeError`` and one that is not UTF-8 (or UTF-16/32)
+        ``UnicodeDecodeError``, as in Starlette; both are also ``HTTPException(400)``, so an app
+        that does not catch them answers 400, not 500.
         """
         if "_json" not in self.__dict__:  # JSON null is a value too, so test the key
             self._json = _loads(await self.body())
@@ -355,14 +357,45 @@ class Request(HTTPConnection[StateT]):
             await self._send({"type": "http.response.early_hint", "links": links})
 
 
+class MalformedJSONBody(json.JSONDecodeError, HTTPException):
+    """Still the ``json.JSONDecodeError`` apps catch; left uncaught, a 400 rather than a 500."""
+
+    def __init__(self, error: json.JSONDecodeError) -> None:
+        json.JSONDecodeError.__init__(self, error.msg, error.doc, error.pos)
+        HTTPException.__init__(self, 400, f"Malformed JSON in the request body: {error}.")
+
+    __str__ = BaseException.__str__
+    __repr__ = BaseException.__repr__
+
+
+class UndecodableJSONBody(UnicodeDecodeError, HTTPException):
+    """Still the ``UnicodeDecodeError`` apps catch; left uncaught, a 400 rather than a 500."""
+
+    def __init__(self, error: UnicodeDecodeError) -> None:
+        UnicodeDecodeError.__init__(
+            self, error.encoding, error.object, error.start, error.end, error.reason
+        )
+        HTTPException.__init__(
+            self, 400, "The JSON request body is not valid UTF-8, UTF-16 or UTF-32 text."
+        )
+
+    __str__ = UnicodeDecodeError.__str__
+    __repr__ = BaseException.__repr__
+
+
 def _loads(body: bytes) -> Any:
     try:
         return json.loads(body)
+    except json.JSONDecodeError as error:
+        raise MalformedJSONBody(error) from None
+    except UnicodeDecodeError as error:
+        raise UndecodableJSONBody(error) from None
     except RecursionError:
         # APPSEC: "[[[[..." nested past the interpreter's recursion limit is malformed input,
         # not a server fault: report it the way other malformed JSON is reported (Starlette
         # lets the RecursionError through, a 500 even where apps handle bad JSON).
-        raise json.JSONDecodeError("JSON nested too deeply", body.decode("latin-1"), 0) from None
+        too_deep = json.JSONDecodeError("JSON nested too deeply", body.decode("latin-1"), 0)
+        raise MalformedJSONBody(too_deep) from None
 
 
 def _media_type(content_type: str) -> str:

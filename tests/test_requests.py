@@ -641,6 +641,70 @@ async def test_json_body_that_is_not_utf8() -> None:
 
 
 @pytest.mark.anyio
+async def test_json_errors_keep_their_messages_and_are_400s() -> None:
+    request: Request[Any] = Request(make_scope(), Receiver(body_message(b"{bad")))
+    with pytest.raises(json.JSONDecodeError) as decode_error:
+        await request.json()
+    assert str(decode_error.value) == str(_json_error(b"{bad"))
+    assert repr(decode_error.value).startswith("MalformedJSONBody(")
+    assert decode_error.value.pos == 1
+    assert isinstance(decode_error.value, HTTPException)
+    assert decode_error.value.status_code == 400
+    assert decode_error.value.detail == (
+        "Malformed JSON in the request body: "
+        "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)."
+    )
+    request = Request(make_scope(), Receiver(body_message(b"\xff")))
+    with pytest.raises(UnicodeDecodeError) as unicode_error:
+        await request.json()
+    assert str(unicode_error.value) == str(_unicode_error(b"\xff"))
+    assert repr(unicode_error.value).startswith("UndecodableJSONBody(")
+    assert isinstance(unicode_error.value, HTTPException)
+    assert unicode_error.value.status_code == 400
+
+
+def _json_error(body: bytes) -> json.JSONDecodeError:
+    try:
+        json.loads(body)
+    except json.JSONDecodeError as error:
+        return error
+    raise AssertionError("expected a decode error")  # pragma: no cover (the body is malformed)
+
+
+def _unicode_error(body: bytes) -> UnicodeDecodeError:
+    try:
+        json.loads(body)
+    except UnicodeDecodeError as error:
+        return error
+    raise AssertionError("expected a decode error")  # pragma: no cover (the body is not text)
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (b"{bad", "Malformed JSON in the request body: Expecting property name"),
+        (b"[" * 100_000, "Malformed JSON in the request body: JSON nested too deeply"),
+        (b"\xff\xfe\x00", "The JSON request body is not valid UTF-8, UTF-16 or UTF-32 text."),
+    ],
+)
+def test_malformed_json_in_an_app_is_a_400(
+    test_client_factory: TestClientFactory, body: bytes, detail: str
+) -> None:
+    from starling.applications import Starling
+    from starling.responses import JSONResponse
+    from starling.routing import Route
+
+    async def endpoint(request: Request[Any]) -> JSONResponse:
+        return JSONResponse(await request.json())
+
+    client = test_client_factory(Starling(routes=[Route("/", endpoint, methods=["POST"])]))
+    response = client.post("/", content=body)
+    assert response.status_code == 400
+    assert response.text.startswith(detail)
+    assert client.post("/", content=b'{"ok": 1}').json() == {"ok": 1}
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize(
     ("body", "expected"),
     [(b'\xef\xbb\xbf{"a": 1}', {"a": 1}), (b"\xff\xfe{\x00}\x00", {}), (b'"\xc3\xa9"', "é")],
