@@ -6,8 +6,6 @@ import math
 import uuid
 from typing import Any, ClassVar, Generic, TypeVar
 
-from starling.exceptions import HTTPException
-
 T = TypeVar("T")
 
 
@@ -44,6 +42,14 @@ class PathConvertor(Convertor[str]):
         return str(value)
 
 
+class _NoSuchValue(ValueError):
+    """A path segment that fits a convertor's regex but names no value of its type.
+
+    Route matching reads it as "this route does not match" and goes on to the next route;
+    any other error from ``convert`` propagates, as in Starlette.
+    """
+
+
 class IntegerConvertor(Convertor[int]):
     regex = "[0-9]+"
 
@@ -52,8 +58,8 @@ class IntegerConvertor(Convertor[int]):
             return int(value)
         except ValueError:
             # More digits than sys.get_int_max_str_digits(): Starlette lets the ValueError
-            # become a 500. No resource has such an id, so answer 404 instead.
-            raise HTTPException(status_code=404) from None
+            # become a 500. No resource has such an id: the route does not match (a 404).
+            raise _NoSuchValue(f"{len(value)} digits is beyond any integer id") from None
 
     def to_string(self, value: int) -> str:
         value = int(value)

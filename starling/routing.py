@@ -1,0 +1,746 @@
+"""Routes and the router: match a scope to an endpoint, and build paths back from route names.
+
+Everything a route needs to match is compiled when it is built; matching a request does no
+parsing beyond one regex match per candidate. ``Route.matches``/``handle``/``url_path_for`` use
+only the public attributes (``path_regex``, ``param_convertors``, ``methods``, ``app``...):
+FastAPI's ``APIRoute`` subclasses ``Route`` and sets them without calling ``Route.__init__``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import re
+import traceback
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from enum import Enum
+from re import Pattern
+from typing import Any
+
+from starling._exception_handler import handle_exceptions
+from starling._routing_lifespan import lifespan_context_for
+from starling._urlparse import parse_host
+from starling._utils import get_route_path, is_async_callable
+from starling.concurrency import run_in_threadpool
+from starling.convertors import CONVERTOR_TYPES, Convertor, _NoSuchValue
+from starling.datastructures import URL, URLPath
+from starling.exceptions import HTTPException
+from starling.middleware import Middleware
+from starling.middleware.body_limit import RequestBodyLimitMiddleware
+from starling.requests import Request
+from starling.responses import RedirectResponse, Response
+from starling.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
+from starling.websockets import WebSocket, WebSocketClose
+
+# Match parameters in paths, eg. '{param}', and '{param:int}'
+PARAM_REGEX = re.compile("{([a-zA-Z_][a-zA-Z0-9_]*)(:[a-zA-Z_][a-zA-Z0-9_]*)?}")
+
+
+class NoMatchFound(Exception):
+    """Raised by ``url_path_for`` when no route has the name and exactly these parameters."""
+
+    def __init__(self, name: str, path_params: dict[str, Any]) -> None:
+        params = ", ".join(list(path_params.keys()))
+        super().__init__(f'No route exists for name "{name}" and params "{params}".')
+
+
+class Match(Enum):
+    NONE = 0
+    PARTIAL = 1
+    FULL = 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Endpoint adapters
+
+
+async def _respond(
+    call: Callable[[Request[Any]], Awaitable[Any]],
+    request: Request[Any],
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+) -> None:
+    response = await call(request)
+    await response(scope, receive, send)
+
+
+async def _in_threadpool(func: Callable[[Request[Any]], Any], request: Request[Any]) -> Any:
+    return await run_in_threadpool(func, request)
+
+
+def request_response(
+    func: Callable[[Request[Any]], Awaitable[Response] | Response],
+) -> ASGIApp:
+    """An ASGI app calling ``func(request)`` and sending the response it returns.
+
+    A sync ``func`` runs in the threadpool. Exceptions go to the app's exception handlers
+    (the ones ExceptionMiddleware puts in the scope) with this same request object.
+    """
+    call: Any = func if is_async_callable(func) else functools.partial(_in_threadpool, func)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        request: Request[Any] = Request(scope, receive, send)
+        endpoint_app = functools.partial(_respond, call, request)
+        await handle_exceptions(endpoint_app, scope, receive, send, request)
+
+    return app
+
+
+async def _run_session(
+    func: Callable[[WebSocket[Any]], Awaitable[None]],
+    session: WebSocket[Any],
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+) -> None:
+    await func(session)
+
+
+def websocket_session(func: Callable[[WebSocket[Any]], Awaitable[None]]) -> ASGIApp:
+    """An ASGI app calling ``await func(websocket)``, exceptions going to the app's handlers."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        session: WebSocket[Any] = WebSocket(scope, receive=receive, send=send)
+        session_app = functools.partial(_run_session, func, session)
+        await handle_exceptions(session_app, scope, receive, send, session)
+
+    return app
+
+
+def get_name(endpoint: Callable[..., Any]) -> str:
+    return getattr(endpoint, "__name__", endpoint.__class__.__name__)
+
+
+# ---------------------------------------------------------------------------------------------
+# Paths
+
+
+def replace_params(
+    path: str,
+    param_convertors: dict[str, Convertor[Any]],
+    path_params: dict[str, str],
+) -> tuple[str, dict[str, str]]:
+    """Fill ``{name}`` placeholders in ``path``; ``path_params`` keeps (in place) the unused."""
+    for key, value in list(path_params.items()):
+        placeholder = "{" + key + "}"
+        if placeholder in path:
+            convertor = param_convertors[key]
+            path = path.replace(placeholder, convertor.to_string(value), 1)
+            path_params.pop(key)
+    return path, path_params
+
+
+def _host_tail(tail: str) -> str:
+    # A host pattern's port is not matched: Host compares against the host without its port.
+    # "]" ends an IPv6 literal, whose colons are not a port separator.
+    if tail.endswith("]"):
+        return tail
+    return tail.rsplit(":", 1)[0]
+
+
+def compile_path(path: str) -> tuple[Pattern[str], str, dict[str, Convertor[Any]]]:
+    """Compile a route path (or a host, when it does not start with "/").
+
+    Returns the regex, the format string for ``url_path_for`` and the convertor per parameter,
+    eg. "/{username:str}" -> ("^/(?P<username>[^/]+)$", "/{username}", {"username": ...}).
+    """
+    is_host = not path.startswith("/")
+    path_regex = "^"
+    path_format = ""
+    duplicated_params: set[str] = set()
+    param_convertors: dict[str, Convertor[Any]] = {}
+    idx = 0
+    for match in PARAM_REGEX.finditer(path):
+        param_name, convertor_type = match.groups("str")
+        convertor_type = convertor_type.lstrip(":")
+        assert convertor_type in CONVERTOR_TYPES, f"Unknown path convertor '{convertor_type}'"
+        convertor = CONVERTOR_TYPES[convertor_type]
+        literal = path[idx : match.start()]
+        path_regex += re.escape(literal) + f"(?P<{param_name}>{convertor.regex})"
+        path_format += literal + "{" + param_name + "}"
+        if param_name in param_convertors:
+            duplicated_params.add(param_name)
+        param_convertors[param_name] = convertor
+        idx = match.end()
+
+    if duplicated_params:
+        names = ", ".join(sorted(duplicated_params))
+        ending = "s" if len(duplicated_params) > 1 else ""
+        raise ValueError(f"Duplicated param name{ending} {names} at path {path}")
+
+    tail = path[idx:]
+    if is_host:
+        path_regex += re.escape(_host_tail(tail)) + "$"
+        flags = re.IGNORECASE
+    else:
+        path_regex += re.escape(tail) + "$"
+        flags = re.NOFLAG
+    path_format += tail
+    return re.compile(path_regex, flags), path_format, param_convertors
+
+
+def _convert_params(
+    matched: dict[str, str], param_convertors: dict[str, Convertor[Any]], scope: Scope
+) -> dict[str, Any] | None:
+    """The scope's path params updated with these converted parameters, or None when a
+    convertor finds a segment names no value of its type (the route does not match)."""
+    path_params = dict(scope.get("path_params", {}))
+    try:
+        for key, value in matched.items():
+            path_params[key] = param_convertors[key].convert(value)
+    except _NoSuchValue:
+        return None
+    return path_params
+
+
+def _wrap_middleware(
+    app: ASGIApp, middleware: Sequence[Middleware] | None, max_body_size: int | None
+) -> ASGIApp:
+    """``app`` inside ``middleware`` (first listed is outermost), inside the body limit."""
+    if middleware is not None:
+        for cls, args, kwargs in reversed(middleware):
+            app = cls(app, *args, **kwargs)
+    if max_body_size is not None:
+        app = RequestBodyLimitMiddleware(app, max_body_size)
+    return app
+
+
+def _is_endpoint_function(endpoint: Any) -> bool:
+    """True for a function or method (maybe in partials): called with a request, not as ASGI."""
+    while isinstance(endpoint, functools.partial):
+        endpoint = endpoint.func
+    return inspect.isfunction(endpoint) or inspect.ismethod(endpoint)
+
+
+def _request_host(scope: Scope) -> str | None:
+    """The first Host header's host, lowercased and without port; None when absent or invalid."""
+    for key, value in scope["headers"]:
+        if key == b"host":
+            parsed = parse_host(value.decode("latin-1"))
+            return None if parsed is None else parsed[0].lower()
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Ready-made responses (the bytes PlainTextResponse would send, built once)
+
+_TEXT_PLAIN = (b"content-type", b"text/plain; charset=utf-8")
+_NOT_FOUND = b"Not Found"
+_METHOD_NOT_ALLOWED = b"Method Not Allowed"
+
+
+async def _send_plain_text(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
+) -> None:
+    headers += [(b"content-length", str(len(body)).encode("latin-1")), _TEXT_PLAIN]
+    start: Message = {"type": "http.response.start", "status": status, "headers": headers}
+    await send(start)
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _close_websocket(scope: Scope, receive: Receive, send: Send) -> None:
+    await WebSocketClose()(scope, receive, send)
+
+
+# ---------------------------------------------------------------------------------------------
+# Routes
+
+
+class BaseRoute:
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        raise NotImplementedError()
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        raise NotImplementedError()
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A route used directly as an ASGI app: 404 (or a websocket close) when unmatched."""
+        match, child_scope = self.matches(scope)
+        if match is Match.NONE:
+            if scope["type"] == "http":
+                await _send_plain_text(send, 404, _NOT_FOUND, [])
+            elif scope["type"] == "websocket":
+                await _close_websocket(scope, receive, send)
+            return
+        scope.update(child_scope)
+        await self.handle(scope, receive, send)
+
+
+class Route(BaseRoute):
+    def __init__(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        *,
+        methods: Collection[str] | None = None,
+        name: str | None = None,
+        include_in_schema: bool = True,
+        middleware: Sequence[Middleware] | None = None,
+        max_body_size: int | None = None,
+    ) -> None:
+        assert path.startswith("/"), "Routed paths must start with '/'"
+        self.path = path
+        self.endpoint = endpoint
+        self.name = get_name(endpoint) if name is None else name
+        self.include_in_schema = include_in_schema
+
+        self.app: ASGIApp
+        if _is_endpoint_function(endpoint):
+            # Endpoint is a function or method: treat it as `func(request) -> response`.
+            self.app = request_response(endpoint)
+            if methods is None:
+                methods = ["GET"]
+        else:
+            # Endpoint is a class or callable object: treat it as an ASGI app.
+            self.app = endpoint
+        self.app = _wrap_middleware(self.app, middleware, max_body_size)
+
+        self.methods: set[str] | None
+        if methods is None:
+            self.methods = None
+        else:
+            self.methods = {method.upper() for method in methods}
+            if "GET" in self.methods:
+                self.methods.add("HEAD")
+
+        self.path_regex, self.path_format, self.param_convertors = compile_path(path)
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] != "http":
+            return Match.NONE, {}
+        # fullmatch: "$" alone also matches before a trailing "\n", and "/a\n" is not "/a"
+        match = self.path_regex.fullmatch(get_route_path(scope))
+        if match is None:
+            return Match.NONE, {}
+        path_params = _convert_params(match.groupdict(), self.param_convertors, scope)
+        if path_params is None:
+            return Match.NONE, {}
+        child_scope = {"endpoint": self.endpoint, "path_params": path_params}
+        if self.methods and scope["method"] not in self.methods:
+            return Match.PARTIAL, child_scope
+        return Match.FULL, child_scope
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        seen_params = set(path_params.keys())
+        expected_params = set(self.param_convertors.keys())
+        if name != self.name or seen_params != expected_params:
+            raise NoMatchFound(name, path_params)
+        path, remaining_params = replace_params(
+            self.path_format, self.param_convertors, path_params
+        )
+        assert not remaining_params
+        return URLPath(path=path, protocol="http")
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.methods and scope["method"] not in self.methods:
+            await self._method_not_allowed(scope, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _method_not_allowed(self, scope: Scope, send: Send) -> None:
+        # Sorted: Starlette's order is the set's, which changes from process to process.
+        allow = ", ".join(sorted(self.methods or ()))
+        if "app" in scope:
+            # Inside an app: its exception handlers build the response.
+            raise HTTPException(status_code=405, headers={"Allow": allow})
+        allow_header = (b"allow", allow.encode("latin-1"))
+        await _send_plain_text(send, 405, _METHOD_NOT_ALLOWED, [allow_header])
+
+    def __eq__(self, other: Any) -> bool:
+        return (
+            isinstance(other, Route)
+            and self.path == other.path
+            and self.endpoint == other.endpoint
+            and self.methods == other.methods
+        )
+
+    def __repr__(self) -> str:
+        class_name = self.__class__.__name__
+        methods = sorted(self.methods or [])
+        path, name = self.path, self.name
+        return f"{class_name}(path={path!r}, name={name!r}, methods={methods!r})"
+
+
+class WebSocketRoute(BaseRoute):
+    def __init__(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        *,
+        name: str | None = None,
+        middleware: Sequence[Middleware] | None = None,
+    ) -> None:
+        assert path.startswith("/"), "Routed paths must start with '/'"
+        self.path = path
+        self.endpoint = endpoint
+        self.name = get_name(endpoint) if name is None else name
+
+        self.app: ASGIApp
+        if _is_endpoint_function(endpoint):
+            # Endpoint is a function or method: treat it as `func(websocket)`.
+            self.app = websocket_session(endpoint)
+        else:
+            # Endpoint is a class or callable object: treat it as an ASGI app.
+            self.app = endpoint
+        self.app = _wrap_middleware(self.app, middleware, None)
+
+        self.path_regex, self.path_format, self.param_convertors = compile_path(path)
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] != "websocket":
+            return Match.NONE, {}
+        match = self.path_regex.fullmatch(get_route_path(scope))
+        if match is None:
+            return Match.NONE, {}
+        path_params = _convert_params(match.groupdict(), self.param_convertors, scope)
+        if path_params is None:
+            return Match.NONE, {}
+        return Match.FULL, {"endpoint": self.endpoint, "path_params": path_params}
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        seen_params = set(path_params.keys())
+        expected_params = set(self.param_convertors.keys())
+        if name != self.name or seen_params != expected_params:
+            raise NoMatchFound(name, path_params)
+        path, remaining_params = replace_params(
+            self.path_format, self.param_convertors, path_params
+        )
+        assert not remaining_params
+        return URLPath(path=path, protocol="websocket")
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+    def __eq__(self, other: Any) -> bool:
+        return (
+            isinstance(other, WebSocketRoute)
+            and self.path == other.path
+            and self.endpoint == other.endpoint
+        )
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}(path={self.path!r}, name={self.name!r})"
+
+
+def _child_name(own_name: str | None, name: str) -> str | None:
+    """The name to look up below a Mount/Host called ``own_name``; None when not below it."""
+    if own_name is None:
+        return name
+    prefix = own_name + ":"
+    if name.startswith(prefix):
+        return name[len(prefix) :]
+    return None
+
+
+class Mount(BaseRoute):
+    def __init__(
+        self,
+        path: str,
+        app: ASGIApp | None = None,
+        routes: Sequence[BaseRoute] | None = None,
+        name: str | None = None,
+        *,
+        middleware: Sequence[Middleware] | None = None,
+        max_body_size: int | None = None,
+    ) -> None:
+        assert path == "" or path.startswith("/"), "Routed paths must start with '/'"
+        assert app is not None or routes is not None, (
+            "Either 'app=...', or 'routes=' must be specified"
+        )
+        self.path = path.rstrip("/")
+        self._base_app: ASGIApp = app if app is not None else Router(routes=routes)
+        self.app = _wrap_middleware(self._base_app, middleware, max_body_size)
+        self.name = name
+        self.path_regex, self.path_format, self.param_convertors = compile_path(
+            self.path + "/{path:path}"
+        )
+
+    @property
+    def routes(self) -> list[BaseRoute]:
+        return getattr(self._base_app, "routes", [])
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] not in ("http", "websocket"):
+            return Match.NONE, {}
+        route_path = get_route_path(scope)
+        match = self.path_regex.fullmatch(route_path)
+        if match is None:
+            return Match.NONE, {}
+        matched_params = match.groupdict()
+        remaining_path = "/" + matched_params.pop("path")
+        matched_path = route_path[: -len(remaining_path)]
+        path_params = _convert_params(matched_params, self.param_convertors, scope)
+        if path_params is None:
+            return Match.NONE, {}
+        root_path = scope.get("root_path", "")
+        child_scope = {
+            "path_params": path_params,
+            # The root_path of the whole app, before any Mount added to it.
+            "app_root_path": scope.get("app_root_path", root_path),
+            "root_path": root_path + matched_path,
+            "endpoint": self.app,
+        }
+        return Match.FULL, child_scope
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        if self.name is not None and name == self.name and "path" in path_params:
+            # 'name' matches "<mount_name>".
+            path_params["path"] = path_params["path"].lstrip("/")
+            path, remaining_params = replace_params(
+                self.path_format, self.param_convertors, path_params
+            )
+            if not remaining_params:
+                return URLPath(path=path)
+        else:
+            remaining_name = _child_name(self.name, name)
+            if remaining_name is not None:
+                # 'name' matches "<mount_name>:<child_name>".
+                path_kwarg = path_params.get("path")
+                path_params["path"] = ""
+                path_prefix, remaining_params = replace_params(
+                    self.path_format, self.param_convertors, path_params
+                )
+                if path_kwarg is not None:
+                    remaining_params["path"] = path_kwarg
+                for route in self.routes or []:
+                    try:
+                        url = route.url_path_for(remaining_name, **remaining_params)
+                    except NoMatchFound:
+                        continue
+                    path = path_prefix.rstrip("/") + str(url)
+                    return URLPath(path=path, protocol=url.protocol)
+        raise NoMatchFound(name, path_params)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, Mount) and self.path == other.path and self.app == other.app
+
+    def __repr__(self) -> str:
+        class_name = self.__class__.__name__
+        name = self.name or ""
+        return f"{class_name}(path={self.path!r}, name={name!r}, app={self.app!r})"
+
+
+class Host(BaseRoute):
+    def __init__(self, host: str, app: ASGIApp, name: str | None = None) -> None:
+        assert not host.startswith("/"), "Host must not start with '/'"
+        self.host = host
+        self.app = app
+        self.name = name
+        self.host_regex, self.host_format, self.param_convertors = compile_path(host)
+
+    @property
+    def routes(self) -> list[BaseRoute]:
+        return getattr(self.app, "routes", [])
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] not in ("http", "websocket"):
+            return Match.NONE, {}
+        host = _request_host(scope)
+        if host is None:
+            return Match.NONE, {}
+        match = self.host_regex.fullmatch(host)
+        if match is None:
+            return Match.NONE, {}
+        path_params = _convert_params(match.groupdict(), self.param_convertors, scope)
+        if path_params is None:
+            return Match.NONE, {}
+        return Match.FULL, {"path_params": path_params, "endpoint": self.app}
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        if self.name is not None and name == self.name and "path" in path_params:
+            # 'name' matches "<host_name>".
+            path = path_params.pop("path")
+            host, remaining_params = replace_params(
+                self.host_format, self.param_convertors, path_params
+            )
+            if not remaining_params:
+                return URLPath(path=path, host=host)
+        else:
+            remaining_name = _child_name(self.name, name)
+            if remaining_name is not None:
+                # 'name' matches "<host_name>:<child_name>".
+                host, remaining_params = replace_params(
+                    self.host_format, self.param_convertors, path_params
+                )
+                for route in self.routes or []:
+                    try:
+                        url = route.url_path_for(remaining_name, **remaining_params)
+                    except NoMatchFound:
+                        continue
+                    return URLPath(path=str(url), protocol=url.protocol, host=host)
+        raise NoMatchFound(name, path_params)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, Host) and self.host == other.host and self.app == other.app
+
+    def __repr__(self) -> str:
+        class_name = self.__class__.__name__
+        name = self.name or ""
+        return f"{class_name}(host={self.host!r}, name={name!r}, app={self.app!r})"
+
+
+# ---------------------------------------------------------------------------------------------
+# Router
+
+
+class Router:
+    def __init__(
+        self,
+        routes: Sequence[BaseRoute] | None = None,
+        redirect_slashes: bool = True,
+        default: ASGIApp | None = None,
+        lifespan: Lifespan[Any] | None = None,
+        *,
+        middleware: Sequence[Middleware] | None = None,
+        max_body_size: int | None = None,
+    ) -> None:
+        # A plain list: FastAPI and users append to it after construction.
+        self.routes = [] if routes is None else list(routes)
+        self.redirect_slashes = redirect_slashes
+        self.default = self.not_found if default is None else default
+        self.lifespan_context = lifespan_context_for(self, lifespan)
+        self.middleware_stack = _wrap_middleware(self.app, middleware, max_body_size)
+
+    async def not_found(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await _close_websocket(scope, receive, send)
+            return
+        # Inside an app, raise so that its exception handlers build the response.
+        if "app" in scope:
+            raise HTTPException(status_code=404)
+        await _send_plain_text(send, 404, _NOT_FOUND, [])
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        for route in self.routes:
+            try:
+                return route.url_path_for(name, **path_params)
+            except NoMatchFound:
+                pass
+        raise NoMatchFound(name, path_params)
+
+    async def lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the lifespan context across the server's startup and shutdown messages."""
+        started = False
+        app: Any = scope.get("app")
+        await receive()
+        try:
+            async with self.lifespan_context(app) as maybe_state:
+                if maybe_state is not None:
+                    if "state" not in scope:
+                        raise RuntimeError(
+                            'The server does not support "state" in the lifespan scope.'
+                        )
+                    scope["state"].update(maybe_state)
+                await send({"type": "lifespan.startup.complete"})
+                started = True
+                await receive()
+        except BaseException:
+            exc_text = traceback.format_exc()
+            if started:
+                await send({"type": "lifespan.shutdown.failed", "message": exc_text})
+            else:
+                await send({"type": "lifespan.startup.failed", "message": exc_text})
+            raise
+        else:
+            await send({"type": "lifespan.shutdown.complete"})
+
+    def _match(self, scope: Scope) -> tuple[BaseRoute, Scope] | None:
+        """The first route matching fully, else the first matching partially (405), else None.
+
+        The one place that picks a route: an index narrowing the candidates belongs here.
+        """
+        partial: tuple[BaseRoute, Scope] | None = None
+        for route in self.routes:
+            match, child_scope = route.matches(scope)
+            if match is Match.FULL:
+                return route, child_scope
+            if match is Match.PARTIAL and partial is None:
+                partial = (route, child_scope)
+        return partial
+
+    def _matches_any(self, scope: Scope) -> bool:
+        return any(route.matches(scope)[0] is not Match.NONE for route in self.routes)
+
+    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope_type = scope["type"]
+        assert scope_type in ("http", "websocket", "lifespan")
+        if "router" not in scope:
+            scope["router"] = self
+
+        if scope_type == "lifespan":
+            await self.lifespan(scope, receive, send)
+            return
+
+        found = self._match(scope)
+        if found is not None:
+            route, child_scope = found
+            scope.update(child_scope)
+            scope["route"] = route
+            await route.handle(scope, receive, send)
+            return
+
+        if scope_type == "http" and self.redirect_slashes:
+            redirect = self._slash_redirect(scope)
+            if redirect is not None:
+                await redirect(scope, receive, send)
+                return
+
+        await self.default(scope, receive, send)
+
+    def _slash_redirect(self, scope: Scope) -> Response | None:
+        """A redirect to the path with its trailing slash added or removed, when that matches."""
+        route_path = get_route_path(scope)
+        if route_path == "/":
+            return None
+        redirect_scope = dict(scope)
+        if route_path.endswith("/"):
+            redirect_scope["path"] = redirect_scope["path"].rstrip("/")
+        else:
+            redirect_scope["path"] = redirect_scope["path"] + "/"
+        if not self._matches_any(redirect_scope):
+            return None
+        return RedirectResponse(url=str(URL(scope=redirect_scope)))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The main entry point to the Router class."""
+        await self.middleware_stack(scope, receive, send)
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, Router) and self.routes == other.routes
+
+    def mount(self, path: str, app: ASGIApp, name: str | None = None) -> None:
+        self.routes.append(Mount(path, app=app, name=name))
+
+    def host(self, host: str, app: ASGIApp, name: str | None = None) -> None:
+        self.routes.append(Host(host, app=app, name=name))
+
+    def add_route(
+        self,
+        path: str,
+        endpoint: Callable[[Request[Any]], Awaitable[Response] | Response],
+        methods: Collection[str] | None = None,
+        name: str | None = None,
+        include_in_schema: bool = True,
+    ) -> None:
+        route = Route(
+            path, endpoint=endpoint, methods=methods, name=name, include_in_schema=include_in_schema
+        )
+        self.routes.append(route)
+
+    def add_websocket_route(
+        self,
+        path: str,
+        endpoint: Callable[[WebSocket[Any]], Awaitable[None]],
+        name: str | None = None,
+    ) -> None:
+        self.routes.append(WebSocketRoute(path, endpoint=endpoint, name=name))
