@@ -48,6 +48,7 @@ MODULES = [
     "middleware.errors",
     "middleware.exceptions",
     "middleware.gzip",
+    "middleware.opentelemetry",
     "middleware.httpsredirect",
     "middleware.sessions",
     "middleware.trustedhost",

@@ -31,6 +31,7 @@ PENDING_MODULES = {
     "middleware.cors": 5,
     "middleware.gzip": 5,
     "middleware.httpsredirect": 5,
+    "middleware.opentelemetry": 5,
     "middleware.sessions": 5,
     "middleware.trustedhost": 5,
     "middleware.wsgi": 5,
