@@ -76,6 +76,7 @@ def signature_of(obj: Any) -> list[list[str]] | None:
             default = repr(param.default)
         # functions and sentinels print with their address
         default = re.sub(r" at 0x[0-9a-f]+", "", default)
+        default = default.replace("httpx2.", "httpx.")  # either library may be installed
         params.append([param.name, param.kind.name, default])
     return params
 

@@ -18,8 +18,8 @@ from urllib.parse import unquote
 
 import anyio
 import anyio.from_thread
-import httpx
 
+from starling._httpx import httpx
 from starling.types import ASGIApp, Message, Scope
 
 PortalFactory = Callable[[], AbstractContextManager[anyio.from_thread.BlockingPortal]]

@@ -1,4 +1,5 @@
-"""TestClient: an httpx.Client that calls an ASGI app in-process, plus its WebSocket session."""
+"""TestClient: an httpx2 (or httpx) Client that calls an ASGI app in-process, plus its
+WebSocket session."""
 
 from __future__ import annotations
 
@@ -15,33 +16,16 @@ from urllib.parse import urljoin
 import anyio
 import anyio.from_thread
 
-try:
-    import httpx
-except ModuleNotFoundError as exc:
-    raise ImportError(
-        "The starling.testclient module requires the httpx package to be installed.\n"
-        "You can install it with:\n"
-        "    $ pip install httpx\n"
-        'or with starling\'s extras: pip install "starling[full]"'
-    ) from exc
-from httpx._client import USE_CLIENT_DEFAULT, UseClientDefault
-from httpx._types import (
-    AuthTypes,
-    CookieTypes,
-    HeaderTypes,
-    QueryParamTypes,
-    RequestContent,
-    RequestFiles,
-    TimeoutTypes,
-    URLTypes,
-)
-
+from starling._httpx import httpx, httpx_client, httpx_types
 from starling._testclient_http import TestClientTransport, settle
 from starling._testclient_lifespan import LifespanRunner
 from starling._utils import is_async_callable
 from starling.exceptions import StarletteDeprecationWarning
 from starling.types import ASGIApp, Message, Receive, Scope, Send
 from starling.websockets import WebSocketDisconnect
+
+# httpx's "not given" sentinel: the client compares arguments to it by identity
+_CLIENT_DEFAULT = httpx_client.USE_CLIENT_DEFAULT
 
 _RequestData = dict[str, str] | list[tuple[str, str]] | str | bytes
 
@@ -282,21 +266,21 @@ class TestClient(httpx.Client):
     def request(  # type: ignore[override]
         self,
         method: str,
-        url: URLTypes,
+        url: httpx_types.URLTypes,
         *,
-        content: RequestContent | None = None,
+        content: httpx_types.RequestContent | None = None,
         data: _RequestData | None = None,
-        files: RequestFiles | None = None,
+        files: httpx_types.RequestFiles | None = None,
         json: Any = None,
-        params: QueryParamTypes | None = None,
-        headers: HeaderTypes | None = None,
-        cookies: CookieTypes | None = None,
-        auth: AuthTypes | UseClientDefault = USE_CLIENT_DEFAULT,
-        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
-        timeout: TimeoutTypes | UseClientDefault = USE_CLIENT_DEFAULT,
+        params: httpx_types.QueryParamTypes | None = None,
+        headers: httpx_types.HeaderTypes | None = None,
+        cookies: httpx_types.CookieTypes | None = None,
+        auth: httpx_types.AuthTypes | httpx_client.UseClientDefault = _CLIENT_DEFAULT,
+        follow_redirects: bool | httpx_client.UseClientDefault = _CLIENT_DEFAULT,
+        timeout: httpx_types.TimeoutTypes | httpx_client.UseClientDefault = _CLIENT_DEFAULT,
         extensions: dict[str, Any] | None = None,
     ) -> httpx.Response:
-        if timeout is not USE_CLIENT_DEFAULT:
+        if timeout is not httpx_client.USE_CLIENT_DEFAULT:
             warnings.warn(
                 "You should not use the 'timeout' argument with the TestClient. "
                 "See https://github.com/Kludex/starlette/issues/1108 for more information.",

@@ -82,6 +82,8 @@ def _params(obj: Any) -> list[list[str]] | None:
         default = re.sub(r" at 0x[0-9a-f]+", "", default)
         # reprs of starling's own objects name its package where Starlette's name theirs
         default = default.replace("starling.", "starlette.")
+        # the test client's sentinels come from httpx2 or httpx, whichever is installed
+        default = default.replace("httpx2.", "httpx.")
         params.append([param.name, param.kind.name, default])
     return params
 

@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import httpx
+import httpx2
 import pytest
 
 from starling import _testclient_http
@@ -848,7 +849,7 @@ def test_websocket_denial_response(test_client_factory: TestClientFactory) -> No
     with pytest.raises(WebSocketDenialResponse) as info, client.websocket_connect("/"):
         pass  # pragma: no cover (the connection is denied before the block runs)
     denial = info.value
-    assert isinstance(denial, httpx.Response)
+    assert isinstance(denial, httpx2.Response)
     assert isinstance(denial, WebSocketDisconnect)
     assert denial.status_code == 403
     assert denial.headers["content-type"] == "text/plain"
@@ -985,12 +986,32 @@ def test_trio_backend_directly() -> None:
     assert TestClient(app).get("/").text == "asyncio.exceptions"
 
 
+def test_the_client_is_built_on_httpx2_when_installed() -> None:
+    assert issubclass(TestClient, httpx2.Client)
+    assert issubclass(WebSocketDenialResponse, httpx2.Response)
+
+
+def test_httpx_is_the_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "httpx2", None)  # makes `import httpx2` fail
+    for name in ("starling._httpx", "starling._testclient_http", "starling.testclient"):
+        monkeypatch.delitem(sys.modules, name)
+    fallback = importlib.import_module("starling.testclient")
+    assert issubclass(fallback.TestClient, httpx.Client)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await respond(send, b"on httpx")
+
+    assert fallback.TestClient(app).get("/").text == "on httpx"
+
+
 def test_missing_httpx_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "httpx", None)  # makes `import httpx` fail
-    monkeypatch.delitem(sys.modules, "starling.testclient")
-    with pytest.raises(ImportError) as info:
+    monkeypatch.setitem(sys.modules, "httpx", None)  # makes both imports fail
+    monkeypatch.setitem(sys.modules, "httpx2", None)
+    for name in ("starling._httpx", "starling._testclient_http", "starling.testclient"):
+        monkeypatch.delitem(sys.modules, name)
+    with pytest.raises(RuntimeError) as info:
         importlib.import_module("starling.testclient")
     assert str(info.value).startswith(
-        "The starling.testclient module requires the httpx package to be installed."
+        "The starling.testclient module requires the httpx2 (or httpx) package to be installed."
     )
     assert 'pip install "starling[full]"' in str(info.value)
