@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
+import anyio.abc
+
+# Starlette keeps these here; FastAPI and Starlette's own tests import them from this module.
+from starling._awaitable import (  # noqa: F401
+    AwaitableOrContextManager,
+    AwaitableOrContextManagerWrapper,
+)
 from starling.types import Scope
 
 
@@ -31,3 +41,19 @@ def get_route_path(scope: Scope) -> str:
     if path[len(root_path)] == "/":
         return path[len(root_path) :]
     return path
+
+
+@asynccontextmanager
+async def create_collapsing_task_group() -> AsyncGenerator[anyio.abc.TaskGroup, None]:
+    """A task group whose group of one exception is raised as that exception.
+
+    Only the group the task group itself made is unwrapped: an exception group raised by user
+    code arrives intact (it is the one exception inside the task group's own group).
+    """
+    try:
+        async with anyio.create_task_group() as task_group:
+            yield task_group
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0]  # noqa: B904 (chaining "from" would replace its own cause)
+        raise

@@ -8,7 +8,7 @@ import inspect
 import json
 import math
 import warnings
-from collections.abc import Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from concurrent.futures import Future
 from typing import Any, Literal, Self
 from urllib.parse import urljoin
@@ -28,6 +28,11 @@ from starling.websockets import WebSocketDisconnect
 _CLIENT_DEFAULT = httpx_client.USE_CLIENT_DEFAULT
 
 _RequestData = dict[str, str] | list[tuple[str, str]] | str | bytes
+
+# The two ASGI application styles the client accepts (ASGI 2 apps are wrapped).
+ASGIInstance = Callable[[Receive, Send], Awaitable[None]]
+ASGI2App = Callable[[Scope], ASGIInstance]
+ASGI3App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # What a real client sees when the connection ends without a close frame (RFC 6455 7.1.5).
 _ABNORMAL_CLOSURE = 1006

@@ -1015,3 +1015,21 @@ def test_missing_httpx_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
         "The starling.testclient module requires the httpx2 (or httpx) package to be installed."
     )
     assert 'pip install "starling[full]"' in str(info.value)
+
+
+def test_asgi_app_type_aliases(test_client_factory: TestClientFactory) -> None:
+    """The names Starlette's test suite imports exist and describe the two app styles."""
+    from starling.testclient import ASGI2App, ASGI3App, ASGIInstance
+
+    def asgi2(scope: Scope) -> ASGIInstance:
+        async def instance(receive: Receive, send: Send) -> None:
+            await respond(send, b"asgi2")
+
+        return instance
+
+    async def asgi3(scope: Scope, receive: Receive, send: Send) -> None:
+        await respond(send, b"asgi3")
+
+    apps: list[ASGI2App | ASGI3App] = [asgi2, asgi3]
+    texts = [test_client_factory(app).get("/").text for app in apps]  # type: ignore[arg-type]
+    assert texts == ["asgi2", "asgi3"]

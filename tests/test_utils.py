@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from starling._utils import get_route_path, is_async_callable
+from starling._utils import create_collapsing_task_group, get_route_path, is_async_callable
 
 
 async def async_function() -> None: ...
@@ -115,3 +115,55 @@ def test_get_route_path_ignores_other_keys() -> None:
 def test_get_route_path_requires_path() -> None:
     with pytest.raises(KeyError):
         get_route_path({"root_path": "/a"})
+
+
+async def _fail(error: BaseException) -> None:
+    raise error
+
+
+@pytest.mark.anyio
+async def test_collapsing_task_group_unwraps_a_single_error() -> None:
+    cause = KeyError("cause")
+    error = ValueError("one")
+    error.__cause__ = cause
+    with pytest.raises(ValueError) as info:
+        async with create_collapsing_task_group() as task_group:
+            task_group.start_soon(_fail, error)
+    assert info.value is error
+    assert info.value.__cause__ is cause  # the error's own chain is kept
+    assert isinstance(info.value.__context__, BaseExceptionGroup)
+
+
+@pytest.mark.anyio
+async def test_collapsing_task_group_keeps_several_errors_grouped() -> None:
+    with pytest.raises(BaseExceptionGroup) as info:
+        async with create_collapsing_task_group() as task_group:
+            task_group.start_soon(_fail, ValueError("a"))
+            task_group.start_soon(_fail, KeyError("b"))
+    assert sorted(type(error).__name__ for error in info.value.exceptions) == [
+        "KeyError",
+        "ValueError",
+    ]
+
+
+@pytest.mark.anyio
+async def test_collapsing_task_group_leaves_user_groups_intact() -> None:
+    mine = ExceptionGroup("mine", [ValueError("x")])
+    with pytest.raises(ExceptionGroup) as info:
+        async with create_collapsing_task_group() as task_group:
+            task_group.start_soon(_fail, mine)
+    # (a backend may hand back a derived copy of the group, so compare its content)
+    assert info.value.message == "mine"
+    assert [type(error) for error in info.value.exceptions] == [ValueError]
+
+
+@pytest.mark.anyio
+async def test_collapsing_task_group_without_errors() -> None:
+    done: list[int] = []
+
+    async def work() -> None:
+        done.append(1)
+
+    async with create_collapsing_task_group() as task_group:
+        task_group.start_soon(work)
+    assert done == [1]
