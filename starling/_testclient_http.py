@@ -142,7 +142,10 @@ class _Exchange:
         # Like a server: once the body is read, the next message is the disconnect, which
         # comes when the response is complete.
         assert self.complete is not None
-        await self.complete.wait()
+        if not self.complete.is_set():
+            # (waiting on a set event would still checkpoint, and is_disconnected() asks from
+            # inside a cancelled scope: after the response it must get the disconnect at once)
+            await self.complete.wait()
         return _DISCONNECT
 
     async def send(self, message: Message) -> None:

@@ -1058,3 +1058,20 @@ async def test_push_without_send_channel() -> None:
         await request.send_push_promise("/a")
     with pytest.raises(RuntimeError, match="^Send channel has not been made available$"):
         await request.send_early_hints("a")
+
+
+def test_is_disconnected_after_the_response(test_client_factory: TestClientFactory) -> None:
+    """Once the response is complete the server reports the disconnect without waiting."""
+    seen: list[bool] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        request: Request[Any] = Request(scope, receive)
+        await request.body()
+        seen.append(await request.is_disconnected())
+        from starling.responses import PlainTextResponse
+
+        await PlainTextResponse("ok")(scope, receive, send)
+        seen.append(await request.is_disconnected())
+
+    assert test_client_factory(app).post("/", content="body").text == "ok"
+    assert seen == [False, True]
