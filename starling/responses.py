@@ -190,8 +190,11 @@ class Response:
     def render(self, content: Any) -> bytes | memoryview:
         if content is None:
             return b""
-        if isinstance(content, (bytes, memoryview)):
+        if isinstance(content, bytes):
             return content
+        if isinstance(content, memoryview):
+            # a strided view cannot be sent as it is: copy it into one contiguous buffer
+            return content if content.c_contiguous else content.tobytes()
         return content.encode(self.charset)  # type: ignore[no-any-return]
 
     def init_headers(self, headers: Mapping[str, str] | None = None) -> None:
@@ -369,6 +372,9 @@ class StreamingResponse(Response):
             send = _websocket_denial_send(send)
         if _send_raises_on_disconnect(scope):
             await self.stream_response(_disconnect_raising_send(send))
+        elif scope["type"] != "http":
+            # a denial response on a WebSocket: its receive() speaks WebSocket messages
+            await self.stream_response(send)
         else:
             await _run_until_disconnect(
                 lambda: self.stream_response(send), lambda: self.listen_for_disconnect(receive)
@@ -506,8 +512,9 @@ class FileResponse(Response):
                 return
 
         header_only = method == "HEAD"
-        # decided before the coroutine exists, so that it cannot be left un-awaited
-        listen = not _send_raises_on_disconnect(scope)
+        # decided before the coroutine exists, so that it cannot be left un-awaited; a HEAD
+        # response or a WebSocket denial sends no file, so nothing is worth interrupting
+        listen = not (header_only or scope["type"] != "http" or _send_raises_on_disconnect(scope))
         if not ranges:
             pathsend = "http.response.pathsend" in (scope.get("extensions") or ())
             respond = self._respond_whole(body_send, headers, header_only, pathsend)
@@ -535,10 +542,11 @@ class FileResponse(Response):
         range_header, if_range = _range_headers(scope)
         if range_header is None:
             return None
-        # If-Range (RFC 9110 §13.1.5): ranges only while the validator still matches exactly
-        if if_range is not None and if_range not in (
-            _first(headers, b"etag"),
-            _first(headers, b"last-modified"),
+        # If-Range (RFC 9110 §13.1.5): ranges only while the validator still matches, compared
+        # strongly, so a weak entity tag never matches
+        if if_range is not None and (
+            if_range.startswith(b"W/")
+            or if_range not in (_first(headers, b"etag"), _first(headers, b"last-modified"))
         ):
             return None
         return parse_range_header(range_header.decode("latin-1"), file_size, self.max_ranges)
@@ -638,7 +646,10 @@ class FileResponse(Response):
         position = start
         while position < end:
             chunk = await file.read(min(self.chunk_size, end - position))
-            if not chunk:  # the file shrank since it was measured: stop rather than spin
+            if not chunk:  # the file shrank since it was measured
+                if not last:
+                    # mid multipart: the Content-Length sent can no longer be honoured
+                    raise RuntimeError(f"File at path {self.path} is shorter than expected.")
                 break
             position += len(chunk)
             more_body = not last or position < end
