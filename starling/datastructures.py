@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import shlex
 from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, Sequence, ValuesView
 from operator import itemgetter
@@ -23,6 +25,7 @@ _first = itemgetter(0)
 _DELIMITERS = {c: f"%{ord(c):02X}" for c in "@/?#\\[]"}
 _PASSWORD_ESCAPES = str.maketrans(_DELIMITERS)
 _USERNAME_ESCAPES = str.maketrans({**_DELIMITERS, ":": "%3A"})
+_HOST_AND_PORT = re.compile(r"[^:]*:[0-9]*")
 _HOSTNAME_ESCAPES = str.maketrans({c: v for c, v in _DELIMITERS.items() if c not in "[]"})
 
 
@@ -123,7 +126,7 @@ class URL:
         else:
             hostname = hostname.translate(_HOSTNAME_ESCAPES)
             if ":" in hostname and not hostname.startswith("["):
-                hostname = f"[{hostname}]"
+                hostname = _host_with_colon(hostname)
         netloc = hostname if port is None else f"{hostname}:{port}"
         if username is not None:
             userinfo = username.translate(_USERNAME_ESCAPES)
@@ -162,6 +165,18 @@ class URL:
         if self.password:
             url = str(self.replace(password="********"))
         return f"{self.__class__.__name__}({url!r})"
+
+
+def _host_with_colon(hostname: str) -> str:
+    """An IPv6 address gets its brackets; "host:port" stays as given (Starlette pastes it in,
+    and apps rely on that); any other colon is escaped, so it cannot be read as a port."""
+    if _HOST_AND_PORT.fullmatch(hostname):
+        return hostname
+    try:
+        ipaddress.IPv6Address(hostname.partition("%")[0])
+    except ValueError:
+        return hostname.replace(":", "%3A")
+    return f"[{hostname}]"
 
 
 def _components_from_scope(scope: Scope) -> SplitResult:

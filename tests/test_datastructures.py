@@ -1174,3 +1174,19 @@ def test_comma_separated_strings_sequence() -> None:
     assert CommaSeparatedStrings("a") != CommaSeparatedStrings("a")
     with pytest.raises(ValueError, match="No closing quotation"):
         CommaSeparatedStrings('"a, b')
+
+
+@pytest.mark.parametrize(
+    ("hostname", "expected"),
+    [
+        ("example.org:8080", "https://example.org:8080/path"),  # pasted in, as Starlette does
+        ("::1", "https://[::1]/path"),
+        ("fe80::1%eth0", "https://[fe80::1%eth0]/path"),
+        ("a:b:c", "https://a%3Ab%3Ac/path"),  # neither: the colons cannot become a port
+        ("evil.com:80@x", "https://evil.com%3A80%40x/path"),
+    ],
+)
+def test_url_replace_hostname_with_colons(hostname: str, expected: str) -> None:
+    url = URL("https://example.org:8443/path").replace(hostname=hostname, port=None)
+    assert url == expected
+    assert url.path == "/path"
