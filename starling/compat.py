@@ -15,6 +15,10 @@ import starling
 _ALIAS = "starlette"
 _TARGET = "starling"
 
+# The Starlette release whose API starling provides. Libraries that gate features on
+# ``starlette.__version__`` read this, not starling's own version.
+STARLETTE_API_VERSION = "1.10.0"
+
 
 class _AliasLoader(importlib.abc.Loader):
     """Hands the import system a module that is already loaded, under a second name."""
@@ -50,14 +54,38 @@ class _StarletteAliasFinder(importlib.abc.MetaPathFinder):
         return importlib.util.spec_from_loader(fullname, _AliasLoader(module))
 
 
+def _package_alias() -> ModuleType:
+    """``starlette`` itself: starling's package under Starlette's name and version.
+
+    Every submodule is starling's own module object; only the top package is a separate
+    object, so that ``starlette.__version__`` can name the Starlette API that starling
+    provides. Any other attribute is starling's.
+    """
+    package = ModuleType(_ALIAS, starling.__doc__)
+    package.__version__ = STARLETTE_API_VERSION  # type: ignore[attr-defined]
+    package.__path__ = []  # a package: the finder serves its submodules
+    package.__starling_alias__ = True  # type: ignore[attr-defined]
+
+    def __getattr__(name: str) -> object:
+        return getattr(starling, name)
+
+    package.__getattr__ = __getattr__  # type: ignore[method-assign]
+    return package
+
+
+def _is_alias(name: str, module: ModuleType) -> bool:
+    if name == _ALIAS:
+        return getattr(module, "__starling_alias__", False) is True
+    return module is sys.modules.get(_TARGET + name[len(_ALIAS) :])
+
+
 def _foreign_starlette_modules() -> list[str]:
     """Names of modules in ``sys.modules`` that belong to a real Starlette, not to the alias."""
     foreign = []
     for name, module in list(sys.modules.items()):
         if name != _ALIAS and not name.startswith(_ALIAS + "."):
             continue
-        own_name = _TARGET + name[len(_ALIAS) :]
-        if module is not sys.modules.get(own_name):
+        if not _is_alias(name, module):
             foreign.append(name)
     return sorted(foreign)
 
@@ -77,7 +105,8 @@ def alias_starlette() -> None:
             f"sys.modules), so the two would be mixed. Call starling.compat.alias_starlette() "
             f"before anything imports starlette: first thing in your entry point or conftest.py."
         )
-    sys.modules[_ALIAS] = starling
+    if _ALIAS not in sys.modules:
+        sys.modules[_ALIAS] = _package_alias()
     # Submodules starling has already loaded get their second name now; the finder serves
     # the rest on first import.
     for name, module in list(sys.modules.items()):

@@ -51,7 +51,14 @@ def test_starlette_is_starling() -> None:
     compat.alias_starlette()
     import starlette  # type: ignore[import-not-found]
 
-    assert starlette is starling
+    # the package reports the Starlette API version it stands for (libraries gate on it) ...
+    assert starlette.__version__ == compat.STARLETTE_API_VERSION == "1.10.0"
+    assert starlette.__name__ == "starlette"
+    # ... and everything else is starling's
+    assert starlette.compat is compat
+    assert starlette.__doc__ == starling.__doc__
+    with pytest.raises(AttributeError):
+        starlette.no_such_name  # noqa: B018
 
 
 def test_every_public_module_is_the_same_object() -> None:
@@ -128,7 +135,7 @@ def test_idempotent() -> None:
     compat.alias_starlette()
     finders = [f for f in sys.meta_path if isinstance(f, compat._StarletteAliasFinder)]
     assert len(finders) == 1
-    assert sys.modules["starlette"] is starling
+    assert sys.modules["starlette"].__starling_alias__ is True
 
 
 @pytest.mark.parametrize(
@@ -150,7 +157,7 @@ def test_refuses_when_real_starlette_is_loaded(names: list[str], shown: str) -> 
     assert message.startswith("alias_starlette() was called after the real Starlette")
     assert shown in message
     assert "before anything imports starlette" in message
-    assert sys.modules["starlette"] is not starling  # nothing was changed
+    assert not hasattr(sys.modules["starlette"], "__starling_alias__")  # nothing was changed
 
 
 def test_refuses_when_only_a_submodule_is_real() -> None:
