@@ -163,6 +163,11 @@ class HTTPConnection(Mapping[str, Any], Generic[StateT]):
             "SessionMiddleware must be installed to access request.session"
         )
         session: dict[str, Any] = self.scope["session"]
+        # A session that was read varies the response by cookie (SessionMiddleware's Session
+        # records it); any other mapping is returned as it is.
+        mark_accessed = getattr(session, "mark_accessed", None)
+        if mark_accessed is not None:
+            mark_accessed()
         return session
 
     @property
