@@ -89,7 +89,15 @@ class RequestBodyLimitMiddleware:
         # An outer limit already wraps receive/send: the innermost limit wins.
         responder.max_body_size = self.max_body_size
         scope[MAX_BODY_SIZE_SCOPE_KEY] = self.max_body_size
+        if responder.total_size > self.max_body_size:
+            # Bytes read before this limit took over (a middleware that read and cached the
+            # body) are already over it: the app gets the 413 when it asks for the body.
+            receive = _over_the_limit
         await self.app(scope, receive, send)
+
+
+async def _over_the_limit() -> Message:
+    raise _RequestBodyTooLarge()
 
 
 class RequestBodyLimitResponder:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -454,3 +455,53 @@ def test_method_not_allowed_ignores_the_route_limit(
     router = Router([Route("/", echo, methods=["POST"], max_body_size=1)])
     client = test_client_factory(router)
     assert client.request("PUT", "/", content=b"123").status_code == 405
+
+
+class _ReadsTheBody:
+    """A middleware that reads (and so caches) the whole body before routing."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        from starling.middleware.base import BaseHTTPMiddleware
+
+        async def dispatch(request: Request, call_next: Any) -> Any:
+            await request.body()
+            return await call_next(request)
+
+        self.app = BaseHTTPMiddleware(app, dispatch=dispatch)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+@pytest.mark.parametrize(
+    ("app_limit", "mount_limit", "route_limit", "expected"),
+    [
+        (5, None, 10, 413),  # the middleware reads under the app's limit
+        (10, None, 5, 413),  # the route still rejects the body the middleware cached
+        # the mount's limit took over once the body was already read, as in Starlette
+        (10, 5, 10, 413),
+        (10, 5, None, 413),  # a route without a limit of its own inherits the mount's
+        (10, None, None, 200),
+    ],
+)
+def test_limits_when_a_middleware_reads_the_body_first(
+    test_client_factory: TestClientFactory,
+    app_limit: int,
+    mount_limit: int | None,
+    route_limit: int | None,
+    expected: int,
+) -> None:
+    async def echo(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(f"got {len(await request.body())}")
+
+    route = Route("/", echo, methods=["POST"], max_body_size=route_limit)
+    app = Starling(
+        routes=[Mount("/m", routes=[route], max_body_size=mount_limit)],
+        middleware=[Middleware(_ReadsTheBody)],
+        max_body_size=app_limit,
+    )
+    client = test_client_factory(app)
+    # an iterator: no Content-Length, so only the bytes counted decide
+    response = client.post("/m/", content=iter([b"123", b"456"]))
+    assert response.status_code == expected
+    assert response.text == ("got 6" if expected == 200 else "Content Too Large")
