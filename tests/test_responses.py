@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import array
 import datetime as dt
+import json
 import os
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -1319,3 +1320,24 @@ async def test_headers_removed_by_the_application(text_file: Path) -> None:
     assert b"\r\nContent-Type: \r\n" in sent[1]["body"]
     sent = await call(response, http_scope(("range", "bytes=0-1"), ("if-range", '"x"')))
     assert sent[0]["status"] == 200
+
+
+def test_json_response_honours_a_replaced_json_dumps(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[Any] = []
+    real_dumps = json.dumps
+
+    def watching_dumps(obj: Any, **kwargs: Any) -> str:
+        calls.append((obj, kwargs))
+        return real_dumps(obj, **kwargs)
+
+    monkeypatch.setattr(json, "dumps", watching_dumps)
+    assert JSONResponse({"a": "é"}).body == '{"a":"é"}'.encode()
+    assert calls == [
+        (
+            {"a": "é"},
+            {"ensure_ascii": False, "allow_nan": False, "indent": None, "separators": (",", ":")},
+        )
+    ]
+    monkeypatch.undo()
+    assert JSONResponse({"a": 1}).body == b'{"a":1}'
+    assert len(calls) == 1  # the real json.dumps is not called through the patch any more
