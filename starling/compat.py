@@ -63,7 +63,10 @@ def _package_alias() -> ModuleType:
     """
     package = ModuleType(_ALIAS, starling.__doc__)
     package.__version__ = STARLETTE_API_VERSION  # type: ignore[attr-defined]
-    package.__path__ = []  # a package: the finder serves its submodules
+    # starling's directory, for tools that locate the package on disk (blockbuster, say); the
+    # alias finder comes first on sys.meta_path, so submodules are still starling's own
+    package.__path__ = starling.__path__
+    package.__file__ = starling.__file__
     package.__starling_alias__ = True  # type: ignore[attr-defined]
 
     def __getattr__(name: str) -> object:

@@ -54,6 +54,8 @@ def test_starlette_is_starling() -> None:
     # the package reports the Starlette API version it stands for (libraries gate on it) ...
     assert starlette.__version__ == compat.STARLETTE_API_VERSION == "1.10.0"
     assert starlette.__name__ == "starlette"
+    assert starlette.__path__ == starling.__path__  # tools find the files where they are
+    assert starlette.__file__ == starling.__file__
     # ... and everything else is starling's
     assert starlette.compat is compat
     assert starlette.__doc__ == starling.__doc__
