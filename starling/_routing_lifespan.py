@@ -5,12 +5,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-import warnings
 from collections.abc import Callable, Generator
 from types import TracebackType
 from typing import Any
 
-from starling.exceptions import StarletteDeprecationWarning
+from starling._utils import warn_as_starlette
 
 
 class _DefaultLifespan:
@@ -64,19 +63,17 @@ def lifespan_context_for(router: Any, lifespan: Any) -> Any:
     if lifespan is None:
         return _DefaultLifespan(router)
     if inspect.isasyncgenfunction(lifespan):
-        warnings.warn(
+        warn_as_starlette(
             "async generator function lifespans are deprecated, "
             "use an @contextlib.asynccontextmanager function instead",
-            StarletteDeprecationWarning,
-            stacklevel=3,
+            "starlette.routing",
         )
         return contextlib.asynccontextmanager(lifespan)
     if inspect.isgeneratorfunction(lifespan):
-        warnings.warn(
+        warn_as_starlette(
             "generator function lifespans are deprecated, "
             "use an @contextlib.asynccontextmanager function instead",
-            StarletteDeprecationWarning,
-            stacklevel=3,
+            "starlette.routing",
         )
         return _wrap_gen_lifespan_context(lifespan)
     return lifespan

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
+import warnings
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,6 +18,7 @@ from starling._awaitable import (  # noqa: F401
     AwaitableOrContextManager,
     AwaitableOrContextManagerWrapper,
 )
+from starling.exceptions import StarletteDeprecationWarning
 from starling.types import Scope
 
 
@@ -57,3 +60,19 @@ async def create_collapsing_task_group() -> AsyncGenerator[anyio.abc.TaskGroup, 
         if len(group.exceptions) == 1:
             raise group.exceptions[0]  # noqa: B904 (chaining "from" would replace its own cause)
         raise
+
+
+def warn_as_starlette(message: str, module: str) -> None:
+    """A StarletteDeprecationWarning attributed to Starlette's ``module`` ("starlette.routing"),
+    as Starlette attributes it, so warning filters written for Starlette apps
+    (``ignore:...:StarletteDeprecationWarning:starlette.routing``) keep matching."""
+    frame = sys._getframe(1)
+    warnings.warn_explicit(
+        message,
+        StarletteDeprecationWarning,
+        frame.f_code.co_filename,
+        frame.f_lineno,
+        module=module,
+        registry=frame.f_globals.setdefault("__warningregistry__", {}),
+        module_globals=frame.f_globals,
+    )

@@ -1341,3 +1341,10 @@ def test_json_response_honours_a_replaced_json_dumps(monkeypatch: pytest.MonkeyP
     monkeypatch.undo()
     assert JSONResponse({"a": 1}).body == b'{"a":1}'
     assert len(calls) == 1  # the real json.dumps is not called through the patch any more
+
+
+def test_mime_types_are_loaded_at_import() -> None:
+    """So the first FileResponse does not read the system's MIME files on the event loop."""
+    import mimetypes
+
+    assert mimetypes.inited

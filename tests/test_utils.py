@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import warnings
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -167,3 +168,18 @@ async def test_collapsing_task_group_without_errors() -> None:
     async with create_collapsing_task_group() as task_group:
         task_group.start_soon(work)
     assert done == [1]
+
+
+def test_warnings_are_attributed_as_starlette_attributes_them() -> None:
+    from starling._utils import warn_as_starlette
+    from starling.exceptions import StarletteDeprecationWarning
+
+    # a filter written for a Starlette app, naming Starlette's module, matches
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", "old thing", StarletteDeprecationWarning, r"starlette\.routing"
+        )
+        warn_as_starlette("old thing", "starlette.routing")
+    with pytest.warns(StarletteDeprecationWarning, match="^old thing$") as record:
+        warn_as_starlette("old thing", "starlette.routing")
+    assert record[0].filename == __file__
