@@ -25,11 +25,6 @@ SNAPSHOT: dict[str, dict[str, Any]] = json.loads(
     (Path(__file__).parent / "api_snapshot.json").read_text()
 )
 
-# Modules another open issue builds; each must be absent until it lands (then remove it here).
-PENDING_MODULES = {
-    "formparsers": 4,
-}
-
 # (module, name) -> why starling's value differs on purpose (the name itself must exist).
 _OWN_MARKUP = "the debug page's markup, styles and script are starling's own text"
 DIFFERENCES: dict[tuple[str, str], str] = {
@@ -52,7 +47,7 @@ def _import(module_name: str) -> Any:
 
 
 def _present_modules() -> list[str]:
-    return sorted(name for name in SNAPSHOT if name not in PENDING_MODULES)
+    return sorted(SNAPSHOT)
 
 
 def _entries(module_name: str) -> list[tuple[str, str, Any]]:
@@ -85,12 +80,6 @@ def _params(obj: Any) -> list[list[str]] | None:
         default = default.replace("httpx2.", "httpx.")
         params.append([param.name, param.kind.name, default])
     return params
-
-
-@pytest.mark.parametrize("module_name", sorted(PENDING_MODULES))
-def test_pending_module_is_really_pending(module_name: str) -> None:
-    with pytest.raises(ImportError):
-        importlib.import_module(f"starling.{module_name}")
 
 
 @pytest.mark.parametrize(

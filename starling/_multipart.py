@@ -1,0 +1,319 @@
+"""Sans-IO, bounded parser for ``multipart/form-data`` bodies (RFC 7578, RFC 2046 framing).
+
+Bytes go in through ``feed`` (any chunking) and events come out, in order; no ``await``
+inside. An event is one of:
+
+- a ``list`` of ``(name, value)`` byte pairs: a part begins, and these are its headers (names
+  lower-cased, the value's leading spaces dropped, in the order sent);
+- ``bytes``: the next piece of the current part's body (never empty);
+- ``None``: the current part ended.
+
+The grammar is python-multipart's (which Starlette uses), so both read a body the same way: a
+body that starts with CR or LF may have a preamble up to its first ``-``, which is skipped; a
+delimiter is ``CRLF--boundary`` followed by CRLF (next part), ``--`` (the end; any epilogue is
+ignored) or spaces and tabs then CRLF (transport padding); ``CRLF--boundary`` followed by
+anything else is part data.
+
+Every buffer is bounded: a boundary of at most ``MAX_BOUNDARY_LENGTH`` bytes (RFC 2046), header
+lines of at most ``MAX_HEADER_SIZE`` bytes and at most ``MAX_HEADER_COUNT`` headers per part
+(python-multipart's limits). Data is searched with ``bytes.find`` and never rescanned, so the
+work is linear in the body however it is chunked; at most one delimiter's length of data is
+held back between chunks.
+"""
+
+from __future__ import annotations
+
+from starling._formerrors import MultiPartException
+
+MAX_BOUNDARY_LENGTH = 70
+MAX_HEADER_SIZE = 4096 + 128  # one header line, CRLF excluded
+MAX_HEADER_COUNT = 8
+# A header block that has not ended by this size breaks one of the two limits above.
+_MAX_HEADER_BLOCK = MAX_HEADER_COUNT * (MAX_HEADER_SIZE + 2) + 2
+
+# RFC 9110 token characters, the only ones allowed in a header name.
+_TOKEN_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+-.^_`|~"
+
+_PREAMBLE, _AFTER_FIRST, _HEADERS, _DATA, _PADDING, _EPILOGUE = range(6)
+
+Event = list[tuple[bytes, bytes]] | bytes | None
+
+
+def _invalid(reason: str) -> MultiPartException:
+    return MultiPartException(f"Invalid multipart data: {reason}.")
+
+
+def _parse_header_block(block: bytes) -> list[tuple[bytes, bytes]]:
+    if b"\r" not in block and len(block) <= MAX_HEADER_SIZE:  # PERF: one line, a field's
+        name, colon, value = block.partition(b":")
+        if not colon or not name or name.translate(None, _TOKEN_CHARS):
+            raise _invalid("malformed part header")
+        return [(name.lower(), value.lstrip(b" "))]
+    lines = block.split(b"\r\n")
+    if len(lines) > MAX_HEADER_COUNT:
+        raise _invalid(f"a part has more than {MAX_HEADER_COUNT} headers")
+    if block.count(b"\r") >= len(lines):
+        raise _invalid("a CR not followed by LF in a part header")
+    headers = []
+    for line in lines:
+        name, colon, value = line.partition(b":")
+        if len(line) > MAX_HEADER_SIZE:
+            raise _invalid(f"a part header line is longer than {MAX_HEADER_SIZE} bytes")
+        if not colon or not name or name.translate(None, _TOKEN_CHARS):
+            raise _invalid("malformed part header")
+        headers.append((name.lower(), value.lstrip(b" ")))
+    return headers
+
+
+class MultipartParser:
+    """Feed body chunks, handle the events, and call ``close`` at the end of the body."""
+
+    __slots__ = (
+        "_delimiter",
+        "_first",
+        "_headers_buffer",
+        "_headers_scan",
+        "_in_preamble",
+        "_state",
+        "_tail",
+    )
+
+    def __init__(self, boundary: bytes) -> None:
+        if not boundary:
+            raise MultiPartException("Missing boundary in multipart.")
+        if len(boundary) > MAX_BOUNDARY_LENGTH:
+            raise _invalid(f"the boundary is longer than {MAX_BOUNDARY_LENGTH} bytes")
+        if b"\r" in boundary or b"\n" in boundary:
+            # The delimiter's CR must be its only one: the search for a partial delimiter at
+            # the end of a chunk relies on it.
+            raise _invalid("the boundary contains a line break")
+        self._delimiter = b"\r\n--" + boundary
+        self._first = self._delimiter[2:]  # the first boundary has no CRLF before it
+        self._state = _PREAMBLE
+        self._tail = b""  # unread bytes held back for the next chunk (under a delimiter's size)
+        self._headers_buffer = bytearray()  # a header block that spans chunks
+        self._headers_scan = 0
+        self._in_preamble = False
+
+    @property
+    def complete(self) -> bool:
+        """Whether the final boundary has been read."""
+        return self._state == _EPILOGUE
+
+    def feed(self, data: bytes) -> list[Event]:
+        """Read a chunk; return the events it completes, in order."""
+        events: list[Event] = []
+        if self._headers_buffer:
+            data = self._continue_headers(data)
+            if not data:
+                return events
+        elif self._tail:
+            data = self._tail + data
+            self._tail = b""
+        pos = 0
+        size = len(data)
+        delimiter = self._delimiter
+        after_delimiter = len(delimiter)
+        while pos < size:
+            state = self._state
+            if state == _DATA:
+                # PERF: the common case inline: a delimiter, CRLF, and the next part's whole
+                # header block in this chunk. Everything else takes the general readers.
+                found = data.find(delimiter, pos)
+                if found != -1 and data.startswith(b"\r\n", found + after_delimiter):
+                    if found > pos:
+                        events.append(data[pos:found])
+                    events.append(None)
+                    pos = found + after_delimiter + 2
+                    end = data.find(b"\r\n\r\n", pos)
+                    if end == -1 or data.startswith(b"\r\n", pos):
+                        self._state = _HEADERS
+                    else:
+                        events.append(_parse_header_block(data[pos:end]))
+                        pos = end + 4
+                    continue
+                pos = self._read_data(data, pos, events, found)
+            elif state == _HEADERS:
+                pos = self._read_headers(data, pos, events)
+            elif state == _PREAMBLE:
+                pos = self._read_preamble(data, pos)
+            elif state == _AFTER_FIRST:
+                pos = self._read_after_first(data, pos, events)
+            elif state == _PADDING:
+                pos = self._read_padding(data, pos)
+            else:  # the epilogue is ignored (RFC 2046)
+                break
+        return events
+
+    def close(self) -> None:
+        """End of body: fail unless the final boundary was read (or the body was empty)."""
+        if self._state == _PREAMBLE and not self._tail:
+            return  # no body, or only line breaks: an empty form
+        if self._state != _EPILOGUE:
+            raise _invalid("the body ended before the final boundary")
+
+    def _hold(self, data: bytes, pos: int) -> int:
+        self._tail = data[pos:]
+        return len(data)
+
+    def _read_preamble(self, data: bytes, pos: int) -> int:
+        size = len(data)
+        if self._in_preamble or data[pos] in b"\r\n":
+            # python-multipart's reading: after a leading line break, anything up to the first
+            # "-" is a preamble (here whatever the chunking).
+            dash = data.find(b"-", pos)
+            self._in_preamble = dash == -1
+            if dash == -1:
+                return size
+            pos = dash
+        first = self._first
+        end = pos + len(first)
+        if end > size:
+            if not first.startswith(data[pos:]):
+                raise _invalid("the body does not start with the boundary")
+            return self._hold(data, pos)
+        if not data.startswith(first, pos):
+            raise _invalid("the body does not start with the boundary")
+        self._state = _AFTER_FIRST
+        return end
+
+    def _read_after_first(self, data: bytes, pos: int, events: list[Event]) -> int:
+        if len(data) - pos < 2:
+            return self._hold(data, pos)
+        after = data[pos : pos + 2]
+        if after == b"\r\n":
+            return self._read_headers(data, pos + 2, events)
+        elif after == b"--":
+            self._state = _EPILOGUE  # an empty form
+        else:
+            raise _invalid("expected CRLF after the boundary")
+        return pos + 2
+
+    def _read_headers(self, data: bytes, pos: int, events: list[Event]) -> int:
+        size = len(data)
+        if data.startswith(b"\r\n", pos):  # a part with no headers
+            events.append([])
+            self._state = _DATA
+            return pos + 2
+        end = data.find(b"\r\n\r\n", pos)
+        if end == -1:
+            # The block continues in the next chunk: keep it in a growing buffer, scanned
+            # once, so a block sent byte by byte stays linear.
+            if size - pos > _MAX_HEADER_BLOCK:
+                raise _invalid("the part headers are too large")
+            self._state = _HEADERS
+            self._headers_buffer += data[pos:]
+            self._headers_scan = max(0, size - pos - 3)
+            return size
+        events.append(_parse_header_block(data[pos:end]))
+        self._state = _DATA
+        return end + 4
+
+    def _continue_headers(self, data: bytes) -> bytes:
+        buffer = self._headers_buffer
+        buffer += data
+        if buffer.startswith(b"\r\n") or buffer.find(b"\r\n\r\n", self._headers_scan) != -1:
+            whole = bytes(buffer)
+            buffer.clear()
+            return whole
+        if len(buffer) > _MAX_HEADER_BLOCK:
+            raise _invalid("the part headers are too large")
+        self._headers_scan = max(0, len(buffer) - 3)
+        return b""
+
+    def _read_data(self, data: bytes, pos: int, events: list[Event], found: int) -> int:
+        # found: where the delimiter is first found from pos (the caller searched already)
+        delimiter = self._delimiter
+        size = len(data)
+        search = pos
+        while True:
+            if found == -1:
+                # Hold back a trailing partial delimiter; the delimiter starts with its only CR.
+                keep = size
+                cr = data.rfind(b"\r", max(search, size - len(delimiter) + 1))
+                if cr != -1 and delimiter.startswith(data[cr:]):
+                    keep = cr
+                if keep > pos:
+                    events.append(data if pos == 0 and keep == size else data[pos:keep])
+                return self._hold(data, keep)
+            after = found + len(delimiter)
+            if size - after < 2:  # what follows the delimiter decides; wait for it
+                if found > pos:
+                    events.append(data[pos:found])
+                return self._hold(data, found)
+            follow = data[after : after + 2]
+            if follow == b"\r\n":
+                self._state = _HEADERS
+                after += 2
+            elif follow == b"--":
+                self._state = _EPILOGUE
+            elif follow[0] in b" \t":
+                self._state = _PADDING
+            else:  # "CRLF--boundary" then anything else is data (python-multipart)
+                search = found + 1
+                found = data.find(delimiter, search)
+                continue
+            if found > pos:
+                events.append(data[pos:found])
+            events.append(None)
+            return after
+
+    def _read_padding(self, data: bytes, pos: int) -> int:
+        size = len(data)
+        while pos < size and data[pos] in b" \t":
+            pos += 1
+        if size - pos < 2:
+            return self._hold(data, pos)
+        if not data.startswith(b"\r\n", pos):
+            raise _invalid("expected CRLF after the boundary padding")
+        self._state = _HEADERS
+        return pos + 2
+
+
+def _split_params(value: str) -> list[str]:
+    # ";"-separated segments; a ";" inside a quoted string (an odd count of unescaped quotes
+    # so far) does not split. Each gap between semicolons is counted once: linear.
+    segments = []
+    start = 0
+    quotes = 0
+    search = 0
+    while True:
+        semicolon = value.find(";", search)
+        end = len(value) if semicolon == -1 else semicolon
+        quotes += value.count('"', search, end) - value.count('\\"', search, end)
+        if semicolon != -1 and quotes % 2:
+            search = semicolon + 1
+            continue
+        segment = value[start:end]
+        name, equals, rest = segment.partition("=")
+        if equals:
+            segment = name.rstrip(" \t").lower() + "=" + rest.lstrip(" \t")
+        segments.append(segment.strip(" \t"))
+        if semicolon == -1:
+            return segments
+        start = search = semicolon + 1
+        quotes = 0
+
+
+def parse_options_header(value: str) -> tuple[str, dict[str, str]]:
+    """Split ``type; key=value; key="quoted"`` into the lower-cased type and its parameters.
+
+    Read as python-multipart reads it for Starlette: keys are lower-cased, a quoted value is
+    unquoted (``\\\\`` and ``\\"`` unescaped), a later key wins, and RFC 2231 extended keys
+    (``filename*``), which RFC 7578 forbids in forms, are ignored. A ``filename`` holding a
+    Windows path (old IE sent the full path) is cut to its last component.
+    """
+    if ";" not in value:
+        return value.lower().strip(" \t"), {}
+    content_type, *segments = _split_params(value)
+    options = {}
+    for segment in segments:
+        key, _, param = segment.partition("=")
+        if "*" in key:
+            continue
+        if len(param) >= 2 and param[0] == '"' and param[-1] == '"':
+            param = param[1:-1].replace("\\\\", "\\").replace('\\"', '"')
+        if key == "filename" and (param[1:3] == ":\\" or param[:2] == "\\\\"):
+            param = param.rsplit("\\", 1)[-1]
+        options[key] = param
+    return content_type.lower(), options
