@@ -6,6 +6,10 @@ response, its media type is not excluded, and it either streams (``more_body``) 
 body is at least ``minimum_size`` bytes. A streamed response is flushed per chunk, so that
 server-sent events and long polls reach the client as they are produced.
 
+The response start is held until the first body shows whether to compress, unless it already
+rules compression out (then it goes out at once). Early hints go out at once; trailers and
+pathsend follow the start; other message types are dropped, as in Starlette.
+
 The zlib compressor is only created once a body is compressed. A chunk of at least
 ``thread_minimum_size`` bytes is compressed in a worker thread, so that one large response
 does not stall the event loop; at most GZIP_THREAD_LIMIT such threads run per event loop.
@@ -50,6 +54,7 @@ GZIP_THREAD_LIMIT = 40
 MAX_ACCEPT_ENCODING_ITEMS = 64
 
 _GZIP_CODINGS = frozenset({"gzip", "x-gzip"})
+_SENT_AFTER_START = frozenset({"http.response.trailers", "http.response.pathsend"})
 _gzip_capacity_limiter: anyio.lowlevel.RunVar[anyio.CapacityLimiter] = anyio.lowlevel.RunVar(
     "_gzip_capacity_limiter"
 )
@@ -182,6 +187,8 @@ class IdentityResponder:
         self.content_encoding_set = False
         self.content_type_is_excluded = False
         self.partial_response = False
+        # Set once the first body is sent through apply_compression (and the headers say so).
+        self.compressing = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.send = send
@@ -190,27 +197,20 @@ class IdentityResponder:
     async def send_with_compression(self, message: Message) -> None:
         message_type = message["type"]
         if message_type == "http.response.start":
-            self._hold_start(message)
-        elif message_type == "http.response.body" and not self.started:
-            self.started = True
-            await self._send_first_body(message)
-        elif message_type == "http.response.body" and self._passthrough:
-            await self.send(message)
+            await self._start(message)
         elif message_type == "http.response.body":
-            more_body = message.get("more_body", False)
-            message["body"] = await self.apply_compression(
-                message.get("body", b""), more_body=more_body
-            )
+            await self._body(message)
+        elif message_type == "http.response.early_hint":
+            # A 103 response precedes the final one: it goes out at once, ahead of a held start.
             await self.send(message)
-        else:
-            # Trailers, or an extension message (pathsend) that replaces the body.
-            if not self.started:
-                self.started = True
-                await self.send(self.initial_message)
+        elif message_type in _SENT_AFTER_START:
+            # Trailers end the response; pathsend replaces the body, which is then not ours to
+            # compress. Either way the start goes out first, unchanged if still held.
+            await self._release_start()
             await self.send(message)
+        # Any other message type is dropped, as Starlette does.
 
-    def _hold_start(self, message: Message) -> None:
-        # Held until the first body message shows whether the body is worth compressing.
+    async def _start(self, message: Message) -> None:
         self.initial_message = message
         content_type: bytes | None = None
         for key, value in message.get("headers", ()):
@@ -222,18 +222,40 @@ class IdentityResponder:
             self.exclude_content_types
         ).match(content_type.decode("latin-1"))
         self.partial_response = message["status"] == 206
+        if self.content_encoding_set or self.content_type_is_excluded or self.partial_response:
+            # Never compressed: the start goes out now (an event stream's client sees it
+            # before the first event is produced).
+            await self._release_start()
+        # Otherwise held until the first body shows whether the body is worth compressing.
 
-    @property
-    def _passthrough(self) -> bool:
-        return self.content_encoding_set or self.content_type_is_excluded or self.partial_response
+    async def _release_start(self) -> None:
+        if not self.started:
+            self.started = True
+            await self.send(self.initial_message)
+
+    async def _body(self, message: Message) -> None:
+        if self.started:
+            if self.compressing:
+                message["body"] = await self.apply_compression(
+                    message.get("body", b""), more_body=message.get("more_body", False)
+                )
+            await self.send(message)
+        elif not self.initial_message:
+            raise RuntimeError(
+                "Expected ASGI message 'http.response.start', but got 'http.response.body'."
+            )
+        else:
+            self.started = True
+            await self._send_first_body(message)
 
     async def _send_first_body(self, message: Message) -> None:
         body = message.get("body", b"")
         more_body = message.get("more_body", False)
-        if self._passthrough or (not more_body and len(body) < self.minimum_size):
+        if not more_body and len(body) < self.minimum_size:
             await self.send(self.initial_message)
             await self.send(message)
             return
+        self.compressing = True
         message["body"] = body = await self.apply_compression(body, more_body=more_body)
         start = self.initial_message
         start["headers"] = self._response_headers(start.get("headers", ()), body, more_body)

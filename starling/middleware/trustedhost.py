@@ -6,13 +6,14 @@ case-insensitive and ignores the port. With ``www_redirect``, a request for "exa
 redirected to "www.example.com" when only the latter is allowed.
 
 APPSEC: the Host header is parsed as an RFC 3986 host (see starling._urlparse.parse_host), so
-a value carrying "@", "/", spaces, CR/LF or a port above 65535 is never allowed, and a host
-name longer than MAX_HOST_LENGTH is refused before matching.
+a value carrying "@", "/", spaces or CR/LF is never allowed, and a host name longer than
+MAX_HOST_LENGTH is refused before matching. As in Starlette, the port only has to be ASCII
+digits: its value does not change which host was asked for, and request.url ignores a port
+above 65535 (it falls back to the server address).
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
 
 from starling._urlparse import parse_host
@@ -37,17 +38,6 @@ def _check_pattern(pattern: str) -> None:
         raise AssertionError(ENFORCE_DOMAIN_WILDCARD)
 
 
-def _bracketed(pattern: str) -> str:
-    """An IPv6 address allowed without brackets also matches the bracketed Host form."""
-    if ":" in pattern and not pattern.startswith("["):
-        try:
-            ipaddress.IPv6Address(pattern)
-        except ValueError:
-            return pattern
-        return f"[{pattern}]"
-    return pattern
-
-
 class TrustedHostMiddleware:
     def __init__(
         self,
@@ -63,8 +53,9 @@ class TrustedHostMiddleware:
         self.allowed_hosts = [pattern.lower() for pattern in allowed_hosts]
         self.allow_any = "*" in self.allowed_hosts
         self.www_redirect = www_redirect
+        # An IPv6 address must be allowed in its Host form, "[::1]" (as in Starlette).
         self._exact = frozenset(
-            _bracketed(pattern) for pattern in self.allowed_hosts if not pattern.startswith("*")
+            pattern for pattern in self.allowed_hosts if not pattern.startswith("*")
         )
         # "*.example.com" -> ".example.com": a suffix match, so never the bare domain.
         self._suffixes = tuple(
@@ -82,7 +73,8 @@ class TrustedHostMiddleware:
         response: Response
         if host is not None and self.www_redirect and self._redirects_to_www(host):
             url = URL(scope=scope)
-            # The netloc is the validated Host header, so only "www." changes.
+            # The netloc is the validated Host header, so only "www." changes; or the server
+            # address when the port is out of range (as Starlette): never a client's choice.
             www_url = url.replace(netloc="www." + url.netloc)
             response = RedirectResponse(str(www_url), status_code=307)
         else:
@@ -101,8 +93,16 @@ def _request_host(scope: Scope) -> str | None:
     """The first Host header's host in lower case, without the port; None when invalid."""
     for key, value in scope["headers"]:
         if key == b"host":
-            parsed = parse_host(value.decode("latin-1"))
-            if parsed is None or len(parsed[0]) > MAX_HOST_LENGTH:
-                return None
-            return parsed[0].lower()
+            return _host_of(value.decode("latin-1"))
     return None
+
+
+def _host_of(value: str) -> str | None:
+    host, colon, port = value.rpartition(":")
+    if colon and port.isascii() and port.isdigit():
+        # Any run of digits, as Starlette: "h:65536" still names host "h".
+        value = host
+    parsed = parse_host(value)
+    if parsed is None or parsed[1] is not None or len(parsed[0]) > MAX_HOST_LENGTH:
+        return None
+    return parsed[0].lower()

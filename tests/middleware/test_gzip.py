@@ -339,6 +339,129 @@ async def test_extension_message_instead_of_a_body() -> None:
     ]
 
 
+def recording_app(messages: list[Message], sent: list[Message], seen: list[int]) -> ASGIApp:
+    """Sends ``messages``; ``seen`` gets how many messages had gone out after each one."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        for message in messages:
+            await send(dict(message))
+            seen.append(len(sent))
+
+    return app
+
+
+async def drive_recording(
+    messages: list[Message], headers: list[tuple[bytes, bytes]]
+) -> tuple[list[Message], list[int]]:
+    sent: list[Message] = []
+    seen: list[int] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b""}  # pragma: no cover (never read)
+
+    scope: Scope = {"type": "http", "method": "GET", "path": "/", "headers": headers}
+    await GZipMiddleware(recording_app(messages, sent, seen))(scope, receive, send)
+    return sent, seen
+
+
+def start_message(content_type: bytes = b"text/plain", status: int = 200) -> Message:
+    headers = [(b"content-type", content_type)]
+    return {"type": "http.response.start", "status": status, "headers": headers}
+
+
+BODY: Message = {"type": "http.response.body", "body": b"x" * 1000}
+HINT: Message = {"type": "http.response.early_hint", "links": [b"</a.css>; rel=preload"]}
+
+
+@pytest.mark.parametrize("accept", [GZIP, []])
+@pytest.mark.parametrize(
+    "start",
+    [
+        start_message(b"text/event-stream"),
+        start_message(b"image/png"),
+        start_message(status=206),
+        {**start_message(), "headers": [(b"content-encoding", b"br")]},
+    ],
+)
+@pytest.mark.anyio
+async def test_start_goes_out_at_once_when_never_compressed(
+    accept: list[tuple[bytes, bytes]], start: Message
+) -> None:
+    # An event stream's client gets the headers before the app produces its first event.
+    sent, seen = await drive_recording([start, BODY], accept)
+    assert seen == [1, 2]
+    assert sent[0]["headers"] == start["headers"]
+    assert sent[1]["body"] == b"x" * 1000
+    # Nothing else follows: the start is not sent twice.
+    sent, seen = await drive_recording([start], accept)
+    assert seen == [1]
+
+
+@pytest.mark.parametrize("accept", [GZIP, []])
+@pytest.mark.anyio
+async def test_start_is_held_until_the_first_body(accept: list[tuple[bytes, bytes]]) -> None:
+    sent, seen = await drive_recording([start_message(), BODY], accept)
+    assert seen == [0, 2]
+    assert (b"vary", b"Accept-Encoding") in sent[0]["headers"]
+    # A response that ends without a body sends nothing, as Starlette.
+    sent, seen = await drive_recording([start_message()], accept)
+    assert sent == []
+
+
+@pytest.mark.parametrize("accept", [GZIP, []])
+@pytest.mark.anyio
+async def test_early_hints_go_out_at_once(accept: list[tuple[bytes, bytes]]) -> None:
+    sent, seen = await drive_recording([HINT, start_message(), HINT, BODY], accept)
+    assert seen == [1, 1, 2, 4]
+    types = [message["type"] for message in sent]
+    assert types == [HINT["type"], HINT["type"], "http.response.start", "http.response.body"]
+    assert sent[0] == HINT
+    # Once the start is out, a hint simply follows it.
+    sent, seen = await drive_recording([start_message(b"image/png"), HINT, BODY], accept)
+    assert [message["type"] for message in sent] == [
+        "http.response.start",
+        HINT["type"],
+        "http.response.body",
+    ]
+
+
+@pytest.mark.anyio
+async def test_other_message_types_are_dropped() -> None:
+    # As Starlette: an extension message it does not know is not forwarded, and in
+    # particular does not make the held start go out without its gzip headers.
+    debug: Message = {"type": "http.response.debug", "info": {}}
+    other: Message = {"type": "http.response.other"}
+    chunk: Message = {"type": "http.response.body", "body": b"x" * 1000, "more_body": True}
+    messages = [debug, start_message(), other, chunk, other, BODY, other]
+    sent, seen = await drive_recording(messages, GZIP)
+    assert [message["type"] for message in sent] == ["http.response.start"] + [
+        "http.response.body"
+    ] * 2
+    assert (b"content-encoding", b"gzip") in sent[0]["headers"]
+    assert zlib.decompress(body_of(sent), 31) == b"x" * 2000
+    sent, seen = await drive_recording([start_message(b"image/png"), other, BODY], [])
+    assert [message["type"] for message in sent] == ["http.response.start", "http.response.body"]
+
+
+@pytest.mark.anyio
+async def test_trailers_without_a_body_follow_the_start() -> None:
+    # Starlette sends the trailers alone, dropping the held start (an invalid ASGI sequence).
+    trailers: Message = {"type": "http.response.trailers", "headers": [(b"x-t", b"1")]}
+    start = {**start_message(), "trailers": True}
+    sent, seen = await drive_recording([start, trailers], GZIP)
+    assert sent == [start, trailers]
+    assert seen == [0, 2]
+
+
+@pytest.mark.anyio
+async def test_body_before_start() -> None:
+    with pytest.raises(RuntimeError, match="Expected ASGI message 'http.response.start'"):
+        await drive_recording([BODY], GZIP)
+
+
 def accepts(*values: bytes) -> bool:
     return _accepts_gzip({"type": "http", "headers": [(b"accept-encoding", v) for v in values]})
 
