@@ -13,7 +13,12 @@ from starling.responses import Response
 from starling.routing import BaseRoute, Host, Mount, Route
 
 # The HTTPEndpoint methods that can appear in a schema, in the order they are listed.
-_ENDPOINT_METHODS = ("get", "post", "put", "patch", "delete", "options")
+_ENDPOINT_METHODS = ("get", "post", "put", "patch", "delete", "options", "query")
+
+# OpenAPI 3.2 added the QUERY operation: an older document must not name it. The version is
+# read as Starlette does: a leading "major.minor" of the "openapi" value, whatever its type.
+_QUERY_SINCE = (3, 2)
+_version_prefix = re.compile(r"(\d+)\.(\d+)").match
 
 # "{id:int}" -> "{id}": OpenAPI path templates have no convertors.
 _strip_convertors = re.compile(r":\w+}").sub
@@ -21,6 +26,11 @@ _strip_convertors = re.compile(r":\w+}").sub
 
 def _remove_converter_pattern(path: str) -> str:
     return _strip_convertors("}", path)
+
+
+def _supports_query(openapi: object) -> bool:
+    match = _version_prefix(str(openapi))
+    return match is not None and (int(match[1]), int(match[2])) >= _QUERY_SINCE
 
 
 def _yaml(feature: str) -> ModuleType:
@@ -116,7 +126,10 @@ class SchemaGenerator(BaseSchemaGenerator):
             path: dict(operations) for path, operations in schema.get("paths", {}).items()
         }
         schema["paths"] = paths
+        query = _supports_query(schema.get("openapi"))
         for endpoint in self.get_endpoints(routes):
+            if endpoint.http_method == "query" and not query:
+                continue
             parsed = self.parse_docstring(endpoint.func)
             if parsed:
                 paths.setdefault(endpoint.path, {})[endpoint.http_method] = parsed

@@ -69,12 +69,16 @@ def _is_within(path: str, root: str) -> bool:
 
 
 def _etag_matches(if_none_match: str, etag: str | None) -> bool:
-    """RFC 9110 §13.1.2, weak comparison: ``W/"x"`` in the request matches ``"x"``."""
-    for tag in if_none_match.split(","):
-        tag = tag.strip()
-        if tag == "*" or (etag is not None and tag.removeprefix("W/") == etag):
-            return True
-    return False
+    """RFC 9110 §13.1.2, weak comparison: ``W/"x"`` in the request matches ``"x"``.
+
+    ``*`` matches only as the whole header (the RFC's grammar): a "*" inside a list is not
+    the wildcard, and neither is a "*" between the commas of a quoted tag such as "a,*,b".
+    """
+    if if_none_match.strip() == "*":
+        return True
+    if etag is None:
+        return False
+    return any(tag.strip().removeprefix("W/") == etag for tag in if_none_match.split(","))
 
 
 class StaticFiles:
@@ -214,10 +218,11 @@ class StaticFiles:
     def is_not_modified(self, response_headers: Headers, request_headers: Headers) -> bool:
         """Whether the client's cached copy is current (RFC 9110 §13.1.2 and §13.1.3).
 
-        If-None-Match, when sent, decides alone; If-Modified-Since is only used without it.
+        If-None-Match, when sent, decides alone; If-Modified-Since is only used without it (an
+        empty If-None-Match counts as not sent).
         """
         if_none_match = request_headers.get("if-none-match")
-        if if_none_match is not None:
+        if if_none_match:
             return _etag_matches(if_none_match, response_headers.get("etag"))
         if_modified_since = parsedate(request_headers.get("if-modified-since", ""))
         last_modified = parsedate(response_headers.get("last-modified", ""))

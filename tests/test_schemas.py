@@ -178,6 +178,59 @@ def test_get_schema() -> None:
     }
 
 
+class Searchable(HTTPEndpoint):
+    def get(self, request: Request) -> Response:
+        """summary: read"""
+        raise NotImplementedError()
+
+    def query(self, request: Request) -> Response:
+        """summary: search"""
+        raise NotImplementedError()
+
+
+QUERY_ROUTES: list[BaseRoute] = [
+    Route("/s", Searchable),
+    Route("/f", get_user, methods=["QUERY", "GET"]),
+    Route("/only", get_user, methods=["QUERY"]),
+]
+
+
+def test_query_endpoints() -> None:
+    # listed whatever the version: only the schema leaves them out
+    assert SchemaGenerator({}).get_endpoints(QUERY_ROUTES) == [
+        EndpointInfo("/s", "get", Searchable.get),
+        EndpointInfo("/s", "query", Searchable.query),
+        EndpointInfo("/f", "get", get_user),
+        EndpointInfo("/f", "query", get_user),
+        EndpointInfo("/only", "query", get_user),
+    ]
+
+
+@pytest.mark.parametrize(
+    "version",
+    ["3.2.0", "3.2", 3.2, "3.10.0", "4.0", "3.2.0-rc1", "3.02", "10.0", "3.2 "],
+)
+def test_query_operations_from_openapi_3_2(version: object) -> None:
+    schema = SchemaGenerator({"openapi": version}).get_schema(QUERY_ROUTES)
+    user = {"responses": {200: {"description": "A user."}}}
+    assert schema["paths"] == {
+        "/s": {"get": {"summary": "read"}, "query": {"summary": "search"}},
+        "/f": {"get": user, "query": user},
+        "/only": {"query": user},
+    }
+
+
+@pytest.mark.parametrize(
+    "version", ["3.1.2", "3.1.99", "3", "10", 3, None, "abc", " 3.2.0", "v3.2", "3.-2", "missing"]
+)
+def test_no_query_operations_before_openapi_3_2(version: object) -> None:
+    base = {} if version == "missing" else {"openapi": version}
+    schema = SchemaGenerator(base).get_schema(QUERY_ROUTES)
+    user = {"responses": {200: {"description": "A user."}}}
+    # an OpenAPI 3.1 document has no "query" operation: such a path is left out altogether
+    assert schema["paths"] == {"/s": {"get": {"summary": "read"}}, "/f": {"get": user}}
+
+
 def test_base_schema_is_not_changed() -> None:
     base: dict[str, Any] = {"paths": {"/kept": {"get": {"summary": "kept"}}, "/users": {}}}
     generator = SchemaGenerator(base)

@@ -285,8 +285,10 @@ def test_if_none_match(static: Path, test_client_factory: TestClientFactory) -> 
     # If-None-Match wins over Range
     response = client.get("/a.txt", headers={"if-none-match": etag, "range": "bytes=0-1"})
     assert response.status_code == 304
-    for value in (etag.strip('"'), '"other"'):
-        assert client.get("/a.txt", headers={"if-none-match": value}).status_code == 200
+    # "*" is the wildcard only as the whole header, not inside a list or a quoted tag
+    for value in (etag.strip('"'), '"other"', '"*"', '"a,*,b"', '"x", *', "*, W/*"):
+        assert client.get("/a.txt", headers={"if-none-match": value}).status_code == 200, value
+    assert client.get("/a.txt", headers={"if-none-match": " * "}).status_code == 304
 
 
 def test_if_modified_since(static: Path, test_client_factory: TestClientFactory) -> None:
@@ -303,6 +305,9 @@ def test_if_modified_since(static: Path, test_client_factory: TestClientFactory)
     # an If-None-Match that does not match decides: If-Modified-Since is not consulted
     headers = {"if-none-match": '"other"', "if-modified-since": last_modified}
     assert client.get("/a.txt", headers=headers).status_code == 200
+    # an empty If-None-Match is as good as none: If-Modified-Since decides
+    headers = {"if-none-match": "", "if-modified-since": last_modified}
+    assert client.get("/a.txt", headers=headers).status_code == 304
 
 
 def test_is_not_modified() -> None:

@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from starling import __version__
+from starling.compat import STARLETTE_API_VERSION
 from starling.datastructures import URL
 from starling.routing import Mount
 from starling.types import ASGIApp, Message, Receive, Scope, Send
@@ -29,6 +29,14 @@ except ImportError:  # an optional dependency: say which one, at the import that
 _KNOWN_METHODS = frozenset(
     ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY")
 )
+
+# Set in the scope by the outermost instance: an instance below it (a second middleware, a
+# mounted app's own) sees it and adds no span of its own, and an excluded URL stays excluded.
+_SCOPE_KEY = "starlette.opentelemetry"
+
+# The instrumentation scope: Starlette's, so that dashboards and span filters written for
+# Starlette keep matching.
+_SCOPE_NAME = "starlette"
 
 # "{id:int}" -> "{id}": a route template, not a pattern.
 _strip_convertors = re.compile(r":\w+}").sub
@@ -110,11 +118,34 @@ class OpenTelemetryMiddleware:
         )
         self._tracer_provider = tracer_provider
         self._meter_provider = meter_provider
-        # once: without a provider this is the global one's proxy, which follows later set-up
-        self._tracer = trace.get_tracer("starling", __version__, tracer_provider=tracer_provider)
+        self._tracer: trace.Tracer | None = None
+
+    def _get_tracer(self) -> trace.Tracer | None:
+        """The tracer, looked up at the first request (not at start-up, so that a provider
+        configured after the app is built is used), or None under a no-op provider."""
+        if self._tracer is None:
+            provider = self._tracer_provider
+            if provider is None:
+                provider = self._tracer_provider = trace.get_tracer_provider()
+            if isinstance(provider, trace.NoOpTracerProvider):
+                return None  # tracing is off: skip the span machinery entirely
+            self._tracer = provider.get_tracer(_SCOPE_NAME, STARLETTE_API_VERSION)
+        return self._tracer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get(_SCOPE_KEY):
+            await self.app(scope, receive, send)
+            return
+        scope[_SCOPE_KEY] = True
+        try:
+            await self._traced(scope, receive, send)
+        finally:
+            # the caller may send the same scope again (a retry, a test): that is a new request
+            scope.pop(_SCOPE_KEY, None)
+
+    async def _traced(self, scope: Scope, receive: Receive, send: Send) -> None:
+        tracer = self._get_tracer()
+        if tracer is None:
             await self.app(scope, receive, send)
             return
         url = URL(scope=scope)
@@ -126,7 +157,7 @@ class OpenTelemetryMiddleware:
 
         upper = scope["method"].upper()
         method = upper if upper in _KNOWN_METHODS else "_OTHER"
-        with self._tracer.start_as_current_span(
+        with tracer.start_as_current_span(
             method,
             context=propagate.extract(_carrier(scope)),
             kind=SpanKind.SERVER,

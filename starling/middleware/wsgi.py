@@ -46,12 +46,25 @@ def _environ_key(header_name: str) -> str | None:
     return "HTTP_" + header_name.upper().replace("-", "_")
 
 
+def _path_info(scope: Scope) -> str:
+    """The path below SCRIPT_NAME, so that SCRIPT_NAME + PATH_INFO is the request path.
+
+    As routing's, except that a root path ending in "/" is a boundary of its own: under root
+    "/app/", "/app/users" gives "users".
+    """
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    if root_path.endswith("/") and path.startswith(root_path):
+        return path[len(root_path) :]
+    return get_route_path(scope)
+
+
 def build_environ(scope: Scope, body: bytes) -> dict[str, Any]:
     """The PEP 3333 environ for an HTTP scope. Strings carry bytes as latin-1, per the PEP."""
     environ: dict[str, Any] = {
         "REQUEST_METHOD": scope["method"],
         "SCRIPT_NAME": scope.get("root_path", "").encode("utf-8").decode("latin-1"),
-        "PATH_INFO": get_route_path(scope).encode("utf-8").decode("latin-1"),
+        "PATH_INFO": _path_info(scope).encode("utf-8").decode("latin-1"),
         # latin-1, not ASCII: a raw non-ASCII byte in the query is the client's, and must not
         # become a 500 (Starlette decodes as ASCII)
         "QUERY_STRING": scope["query_string"].decode("latin-1"),

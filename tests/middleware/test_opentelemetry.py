@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -14,8 +15,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-import starling
 from starling.applications import Starling
+from starling.compat import STARLETTE_API_VERSION
 from starling.middleware import Middleware
 from starling.middleware.opentelemetry import OpenTelemetryMiddleware
 from starling.requests import Request
@@ -120,8 +121,9 @@ def test_request_span(
     assert span.context is not None
     assert span.context.trace_id == 0x0AF7651916CD43DD8448EB211C80319C
     assert span.instrumentation_scope is not None
-    assert span.instrumentation_scope.name == "starling"
-    assert span.instrumentation_scope.version == starling.__version__
+    # Starlette's scope, so filters written for Starlette keep matching
+    assert span.instrumentation_scope.name == "starlette"
+    assert span.instrumentation_scope.version == STARLETTE_API_VERSION
 
 
 def test_status(
@@ -403,3 +405,109 @@ def test_opentelemetry_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ImportError, match=message) as info:
         import starling.middleware.opentelemetry  # noqa: F401
     assert info.value.__cause__ is None
+
+
+def test_nested_instances_make_one_span(
+    provider: TracerProvider,
+    exporter: InMemorySpanExporter,
+    test_client_factory: TestClientFactory,
+) -> None:
+    traced = Middleware(OpenTelemetryMiddleware, tracer_provider=provider)
+    sub = Starling(routes=[Route("/u/{id:int}", item)], middleware=[traced])
+    app = Starling(routes=[Mount("/sub", sub)], middleware=[traced, traced])
+    assert test_client_factory(app).get("/sub/u/1").status_code == 200
+    assert only_span(exporter).name == "GET /sub/u/{id}"
+
+
+def test_exclusion_reaches_nested_instances(
+    provider: TracerProvider,
+    exporter: InMemorySpanExporter,
+    test_client_factory: TestClientFactory,
+) -> None:
+    sub = Starling(
+        routes=[Route("/health", item)],
+        middleware=[Middleware(OpenTelemetryMiddleware, tracer_provider=provider)],
+    )
+    app = Starling(
+        routes=[Mount("/sub", sub)],
+        middleware=[
+            Middleware(OpenTelemetryMiddleware, tracer_provider=provider, excluded_urls="/health")
+        ],
+    )
+    assert test_client_factory(app).get("/sub/health").status_code == 200
+    assert exporter.get_finished_spans() == ()
+
+
+@pytest.mark.anyio
+async def test_scope_marker(provider: TracerProvider, exporter: InMemorySpanExporter) -> None:
+    seen: list[object] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(scope.get("starlette.opentelemetry"))
+        await PlainTextResponse("ok")(scope, receive, send)
+
+    middleware = OpenTelemetryMiddleware(app, tracer_provider=provider)
+    scope = http_scope()
+    await drive(middleware, scope)
+    # removed afterwards: the same scope sent again is a new request, with a span of its own
+    assert "starlette.opentelemetry" not in scope
+    await drive(middleware, scope)
+    assert len(exporter.get_finished_spans()) == 2
+    exporter.clear()
+    # a falsy marker is no marker
+    await drive(middleware, http_scope(**{"starlette.opentelemetry": False}))
+    assert len(only_span(exporter).name) > 0
+    # set by an instance further out: no span here, and the marker is left alone
+    scope = http_scope(**{"starlette.opentelemetry": "outer"})
+    await drive(middleware, scope)
+    assert exporter.get_finished_spans() == ()
+    assert scope["starlette.opentelemetry"] == "outer"
+    assert seen == [True, True, True, "outer"]
+
+
+@pytest.mark.anyio
+async def test_marker_removed_on_error(provider: TracerProvider) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise ValueError("boom")
+
+    middleware = OpenTelemetryMiddleware(app, tracer_provider=provider)
+    scope = http_scope()
+    with pytest.raises(ValueError, match="boom"):
+        await drive(middleware, scope)
+    assert "starlette.opentelemetry" not in scope
+
+
+@pytest.mark.anyio
+async def test_provider_looked_up_at_first_request(
+    monkeypatch: pytest.MonkeyPatch, provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await PlainTextResponse("ok")(scope, receive, send)
+
+    lookups: list[TracerProvider] = []
+
+    def get_tracer_provider() -> TracerProvider:
+        lookups.append(provider)
+        return provider
+
+    monkeypatch.setattr(trace, "get_tracer_provider", get_tracer_provider)
+    middleware = OpenTelemetryMiddleware(app)
+    assert lookups == []  # configured after the app is built: still used
+    await drive(middleware, http_scope())
+    await drive(middleware, http_scope())
+    assert len(lookups) == 1
+    assert len(exporter.get_finished_spans()) == 2
+
+
+@pytest.mark.anyio
+async def test_noop_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Provider(trace.NoOpTracerProvider):
+        def get_tracer(self, *args: Any, **kwargs: Any) -> trace.Tracer:
+            raise AssertionError("unreachable")  # pragma: no cover (the test: not called)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await PlainTextResponse("ok")(scope, receive, send)
+
+    monkeypatch.setattr(trace, "get_tracer_provider", Provider)
+    sent = await drive(OpenTelemetryMiddleware(app, excluded_urls="/p"), http_scope())
+    assert sent[0]["status"] == 200

@@ -364,10 +364,24 @@ def test_build_environ_hostile_input() -> None:
     assert environ["HTTP_X_B"] == "Ã©"
 
 
-def test_path_outside_root_path() -> None:
-    environ = build_environ(http_scope(path="/rootless", root_path="/root"), b"")
-    assert environ["PATH_INFO"] == "/rootless"
-    assert environ["SCRIPT_NAME"] == "/root"
+@pytest.mark.parametrize(
+    ("root_path", "path", "path_info"),
+    [
+        ("/root", "/rootless", "/rootless"),  # not a segment boundary: outside the root
+        ("/root", "/root/x", "/x"),
+        ("/root", "/root", ""),
+        # a root ending in "/" is a boundary itself: SCRIPT_NAME + PATH_INFO is still the path
+        ("/root/", "/root/x", "x"),
+        ("/root/", "/root/", ""),
+        ("/root/", "/root", "/root"),
+        ("/", "/x", "x"),
+        ("", "/x", "/x"),
+    ],
+)
+def test_path_info(root_path: str, path: str, path_info: str) -> None:
+    environ = build_environ(http_scope(path=path, root_path=root_path), b"")
+    assert environ["PATH_INFO"] == path_info
+    assert environ["SCRIPT_NAME"] == root_path
 
 
 def test_responder_state() -> None:
