@@ -538,6 +538,8 @@ class FileResponse(Response):
         listen = not (header_only or scope["type"] != "http" or _send_raises_on_disconnect(scope))
         if not ranges:
             pathsend = "http.response.pathsend" in (scope.get("extensions") or ())
+            # as in Starlette: the server sends the file at once, so no receive() is made
+            listen = listen and not pathsend
             respond = self._respond_whole(body_send, headers, header_only, pathsend)
         elif len(ranges) == 1:
             start, end = ranges[0]

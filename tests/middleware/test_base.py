@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import AsyncGenerator, AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -19,7 +20,13 @@ from starling.middleware.base import (
     _StreamingResponse,
 )
 from starling.requests import ClientDisconnect, Request
-from starling.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starling.responses import (
+    FileResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+    StreamingResponse,
+)
 from starling.routing import Route, WebSocketRoute
 from starling.types import ASGIApp, Message, Receive, Scope, Send
 from starling.websockets import WebSocket
@@ -381,8 +388,8 @@ async def test_call_next_response_attributes() -> None:
         headers = [(b"a", b"1"), (b"content-length", b"2")]
         await send({"type": "http.response.start", "status": 201, "headers": headers})
         await send({"type": "http.response.body", "body": b"", "more_body": True})
-        await send({"type": "http.response.trailers", "headers": []})  # not passed on
         await send({"type": "http.response.body", "body": b"ab"})
+        await send({"type": "http.response.trailers", "headers": []})  # not passed on
 
     async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
         response = await call_next(request)
@@ -635,7 +642,7 @@ async def test_app_error_in_abandoned_response_is_raised() -> None:
         return PlainTextResponse("replaced")
 
     with pytest.raises(KeyError, match="late"):
-        await drive(BaseHTTPMiddleware(app, dispatch))
+        await drive(BaseHTTPMiddleware(app, dispatch), spec_version="2.4")
 
 
 @pytest.mark.anyio
@@ -690,3 +697,421 @@ async def test_body_iterator_without_aclose() -> None:
 
     sent = await drive(BaseHTTPMiddleware(homepage_app, dispatch))
     assert [message.get("body") for message in sent[1:]] == [b"a", b"b", b""]
+
+
+# Disconnects seen by one side are remembered for the other
+
+
+class OneDisconnectServer(Server):
+    """Sends its messages, then one http.disconnect; a receive() after that fails the test."""
+
+    async def receive(self) -> Message:
+        assert self.incoming, "receive() called after http.disconnect"
+        return self.incoming.pop(0)
+
+
+def receiving_app(count: int, log: list[Message]) -> ASGIApp:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        for _ in range(count):
+            log.append(await receive())
+        await PlainTextResponse("ok")(scope, receive, send)
+
+    return app
+
+
+@pytest.mark.anyio
+async def test_middleware_sees_the_disconnect_the_app_received() -> None:
+    seen: list[bool] = []
+
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        response = await call_next(request)
+        seen.append(await request.is_disconnected())  # no receive(): the server is done
+        return response
+
+    log: list[Message] = []
+    await OneDisconnectServer([DISCONNECT]).run(BaseHTTPMiddleware(receiving_app(3, log), dispatch))
+    assert seen == [True]
+    assert log == [DISCONNECT] * 3
+
+
+@pytest.mark.anyio
+async def test_app_polling_after_its_body_gets_the_disconnect_again() -> None:
+    log: list[Message] = []
+    server = OneDisconnectServer(
+        [
+            {"type": "http.request", "body": b"a", "more_body": True},
+            {"type": "http.request", "body": b""},
+            DISCONNECT,
+        ]
+    )
+    await server.run(BaseHTTPMiddleware(receiving_app(4, log), passthrough))
+    assert log == [
+        {"type": "http.request", "body": b"a", "more_body": True},
+        {"type": "http.request", "body": b"", "more_body": False},
+        DISCONNECT,
+        DISCONNECT,
+    ]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("mode", "replayed"), [("body", b"hi"), ("stream", b"")])
+async def test_body_read_before_a_disconnect_is_replayed_first(mode: str, replayed: bytes) -> None:
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        if mode == "body":
+            await request.body()
+        else:
+            assert [chunk async for chunk in request.stream()] == [b"hi", b""]
+        assert await request.is_disconnected()
+        return await call_next(request)
+
+    log: list[Message] = []
+    server = OneDisconnectServer([{"type": "http.request", "body": b"hi"}, DISCONNECT])
+    await server.run(BaseHTTPMiddleware(receiving_app(3, log), dispatch))
+    assert log == [
+        {"type": "http.request", "body": replayed, "more_body": False},
+        DISCONNECT,
+        DISCONNECT,
+    ]
+
+
+@pytest.mark.anyio
+async def test_app_reading_on_after_the_middleware_read_the_rest() -> None:
+    log: list[Message] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        log.append(await receive())
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"", "more_body": True})
+        log.append(await receive())  # the rest, which the middleware read meanwhile
+        log.append(await receive())
+        await send({"type": "http.response.body", "body": b""})
+
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        response = await call_next(request)
+        assert await request.body() == b"b"  # what the app left
+        return response
+
+    server = Server(
+        [
+            {"type": "http.request", "body": b"a", "more_body": True},
+            {"type": "http.request", "body": b"b"},
+        ]
+    )
+    server.disconnect.set()
+    await server.run(BaseHTTPMiddleware(app, dispatch))
+    assert log == [
+        {"type": "http.request", "body": b"a", "more_body": True},
+        {"type": "http.request", "body": b"b", "more_body": False},
+        DISCONNECT,
+    ]
+
+
+# Messages before and after http.response.start
+
+
+@pytest.mark.anyio
+async def test_early_hints_from_middleware_and_app_go_out_first() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await Request(scope, receive, send).send_early_hints("</app.css>")
+        await PlainTextResponse("x")(scope, receive, send)
+
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        await request.send_early_hints("</mw.css>")  # the middleware's request can send
+        response = await call_next(request)
+        await request.send_early_hints("</late.css>")
+        return response
+
+    extensions: dict[str, Any] = {"http.response.early_hint": {}}
+    sent = await drive(BaseHTTPMiddleware(app, dispatch), extensions=extensions)
+    assert [message.get("links") for message in sent[:3]] == [
+        [b"</mw.css>"],
+        [b"</app.css>"],
+        [b"</late.css>"],
+    ]
+    assert sent[3]["type"] == "http.response.start"
+
+
+@pytest.mark.anyio
+async def test_only_the_last_debug_info_is_kept() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.debug", "info": {"n": 1}})
+        await send({"type": "http.response.debug", "info": {"n": 2}})
+        await PlainTextResponse("x")(scope, receive, send)
+
+    sent = await drive(BaseHTTPMiddleware(app, passthrough))
+    assert sent[0] == {"type": "http.response.debug", "info": {"n": 2}}
+    assert sent[1]["type"] == "http.response.start"
+
+
+@pytest.mark.anyio
+async def test_push_before_start_is_an_error() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.push", "path": "/p", "headers": []})
+
+    with pytest.raises(AssertionError, match="got 'http.response.push'"):
+        await drive(BaseHTTPMiddleware(app, passthrough))
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "unexpected",
+    [
+        {"type": "http.response.start", "status": 200},
+        {"type": "http.response.early_hint", "links": []},
+        {"type": "http.response.trailers", "headers": []},
+    ],
+)
+async def test_unexpected_message_after_start(unexpected: Message) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"a", "more_body": True})
+        await send(unexpected)
+
+    server = Server()
+    with pytest.raises(AssertionError) as info:
+        await server.run(BaseHTTPMiddleware(app, passthrough))
+    assert str(info.value) == f"Unexpected message: {unexpected}"
+    assert server.sent[-1] == {"type": "http.response.body", "body": b"a", "more_body": True}
+
+
+@pytest.mark.anyio
+async def test_pathsend_file_response_needs_no_receive(tmp_path: Path) -> None:
+    path = tmp_path / "example.txt"
+    path.write_text("content")
+
+    async def receive() -> Message:
+        raise AssertionError("receive() called")  # pragma: no cover (the test fails if it is)
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = Server(extensions={"http.response.pathsend": {}}, method="GET").scope
+    await BaseHTTPMiddleware(FileResponse(path), passthrough)(scope, receive, send)
+    assert [message["type"] for message in sent] == [
+        "http.response.start",
+        "http.response.pathsend",
+    ]
+    assert sent[1]["path"] == str(path)
+
+
+# The exception raised by call_next
+
+
+def fail_plainly() -> None:
+    raise KeyError("plain")
+
+
+def fail_while_handling() -> None:
+    try:
+        raise ValueError("inner")
+    except ValueError:
+        raise KeyError("outer")  # noqa: B904 (the implicit context is what is tested)
+
+
+def fail_with_cause() -> None:
+    try:
+        raise ValueError("inner")
+    except ValueError as exc:
+        raise KeyError("outer") from exc
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("fail", "cause"),
+    [(fail_plainly, None), (fail_while_handling, "inner"), (fail_with_cause, "inner")],
+)
+async def test_call_next_error_keeps_its_context_as_cause(fail: Any, cause: str | None) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        fail()
+
+    with pytest.raises(KeyError) as info:
+        await drive(BaseHTTPMiddleware(app, passthrough))
+    error = info.value
+    assert (error.__cause__ and str(error.__cause__).strip("'")) == cause
+    # As in Starlette: the context is an internal end-of-stream, hidden from tracebacks.
+    assert isinstance(error.__context__, anyio.EndOfStream)
+    assert error.__suppress_context__
+
+
+@pytest.mark.anyio
+async def test_no_response_hides_the_end_of_stream() -> None:
+    async def silent(scope: Scope, receive: Receive, send: Send) -> None:
+        pass
+
+    with pytest.raises(RuntimeError) as info:
+        await drive(BaseHTTPMiddleware(silent, passthrough))
+    assert info.value.__cause__ is None
+    assert info.value.__suppress_context__
+
+
+@pytest.mark.anyio
+async def test_error_during_the_body_is_left_as_it_is() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        fail_while_handling()
+
+    with pytest.raises(KeyError) as info:
+        await drive(BaseHTTPMiddleware(app, passthrough))
+    assert info.value.__cause__ is None
+    assert isinstance(info.value.__context__, ValueError)
+    assert not info.value.__suppress_context__
+
+
+# The app's last message waits for the middleware's response
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("replace", [False, True])
+async def test_app_background_runs_after_the_response_is_sent(replace: bool) -> None:
+    log: list[str] = []
+
+    async def task() -> None:
+        log.append("background")
+
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        response = await call_next(request)
+        return PlainTextResponse("replaced") if replace else response
+
+    server = Server()
+    original_send = server.send
+
+    async def slow_send(message: Message) -> None:
+        await anyio.sleep(0.01)  # the app's task gets every chance to run ahead
+        log.append(f"{message['type']} {message.get('body', b'')!r}")
+        await original_send(message)
+
+    server.send = slow_send  # type: ignore[method-assign]
+    app = PlainTextResponse("ok", background=BackgroundTask(task))
+    await server.run(BaseHTTPMiddleware(app, dispatch))
+    if replace:
+        assert log == ["http.response.start b''", "http.response.body b'replaced'", "background"]
+    else:
+        assert log == [
+            "http.response.start b''",
+            "http.response.body b'ok'",
+            "http.response.body b''",
+            "background",
+        ]
+
+
+# What the app sends after the middleware's response is out
+
+
+def sending_until_disconnect(log: list[str], listen: bool = True) -> ASGIApp:
+    """Streams from a task group while another task waits for http.disconnect to stop it."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+
+        async def stop_on_disconnect() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass  # pragma: no cover (the body was read by then)
+            log.append("disconnect")
+            task_group.cancel_scope.cancel()
+
+        async def stream() -> None:
+            with anyio.fail_after(2):
+                while True:
+                    try:
+                        await send({"type": "http.response.body", "body": b"x", "more_body": True})
+                    except OSError:
+                        log.append("send failed")
+                        raise
+                    await anyio.sleep(0)
+
+        async with anyio.create_task_group() as task_group:
+            if listen:
+                task_group.start_soon(stop_on_disconnect)
+            task_group.start_soon(stream)
+
+    return app
+
+
+async def first_chunk_then_replace(
+    request: Request, call_next: RequestResponseEndpoint
+) -> Response:
+    response = await call_next(request)
+    assert isinstance(response, _StreamingResponse)
+    body = response.body_iterator
+    assert isinstance(body, AsyncGenerator)
+    assert await body.__anext__() == b"x"
+    await body.aclose()
+    return PlainTextResponse("Custom")
+
+
+def test_discarded_stream_sends_are_dropped(test_client_factory: TestClientFactory) -> None:
+    """Below ASGI 2.4 as with a server: sends after the client left go nowhere, no error."""
+    log: list[str] = []
+    app = BaseHTTPMiddleware(sending_until_disconnect(log), first_chunk_then_replace)
+    assert test_client_factory(app).get("/").text == "Custom"
+    assert log == ["disconnect"]
+
+
+@pytest.mark.anyio
+async def test_discarded_stream_send_raises_on_asgi_2_4() -> None:
+    """The OSError stops the app's task group; that group is not an error of the request."""
+    log: list[str] = []
+    app = BaseHTTPMiddleware(sending_until_disconnect(log, listen=False), first_chunk_then_replace)
+    sent = await drive(app, spec_version="2.4")
+    assert sent[1] == {"type": "http.response.body", "body": b"Custom"}
+    assert log == ["send failed"]
+
+
+@pytest.mark.anyio
+async def test_app_oserror_of_its_own_is_raised() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"dropped", "more_body": True})
+        raise OSError("the app's own")
+
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        await call_next(request)
+        return PlainTextResponse("replaced")
+
+    with pytest.raises(OSError, match="the app's own"):
+        await drive(BaseHTTPMiddleware(app, dispatch))
+
+
+@pytest.mark.anyio
+async def test_app_error_group_in_abandoned_response_is_raised() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        async with anyio.create_task_group():
+            try:
+                await send({"type": "http.response.body", "body": b"x", "more_body": True})
+            finally:
+                raise KeyError("also")
+
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        await call_next(request)
+        return PlainTextResponse("replaced")
+
+    with pytest.raises(BaseExceptionGroup) as info:
+        await drive(BaseHTTPMiddleware(app, dispatch), spec_version="2.4")
+    assert info.group_contains(KeyError)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("spec_version", ["2.x", None])
+async def test_unreadable_spec_version_drops_sends(spec_version: Any) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"dropped", "more_body": True})
+
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        await call_next(request)
+        return PlainTextResponse("replaced")
+
+    sent = await drive(BaseHTTPMiddleware(app, dispatch), spec_version=spec_version)
+    assert sent[1] == {"type": "http.response.body", "body": b"replaced"}
+
+
+@pytest.mark.anyio
+async def test_other_server_messages_pass_through() -> None:
+    log: list[Message] = []
+    server = Server([{"type": "http.custom", "x": 1}])
+    server.disconnect.set()
+    await server.run(BaseHTTPMiddleware(receiving_app(2, log), passthrough))
+    assert log == [{"type": "http.custom", "x": 1}, DISCONNECT]
