@@ -6,13 +6,21 @@ inside. An event is one of:
 - a ``list`` of ``(name, value)`` byte pairs: a part begins, and these are its headers (names
   lower-cased, the value's leading spaces dropped, in the order sent);
 - ``bytes``: the next piece of the current part's body (never empty);
-- ``None``: the current part ended.
+- ``None``: the current part ended;
+- a ``MultiPartException``: the body is malformed here. It is the last event; handle the
+  events before it (a part among them may fail a check of its own first, as with
+  python-multipart's callbacks), then raise it. Later calls raise it at once.
 
 The grammar is python-multipart's (which Starlette uses), so both read a body the same way: a
 body that starts with CR or LF may have a preamble up to its first ``-``, which is skipped; a
 delimiter is ``CRLF--boundary`` followed by CRLF (next part), ``--`` (the end; any epilogue is
 ignored) or spaces and tabs then CRLF (transport padding); ``CRLF--boundary`` followed by
 anything else is part data.
+
+Errors carry Starlette's message, "Invalid multipart data.", wherever python-multipart (so
+Starlette) refuses the body too, with the reason as an exception note; where Starlette accepts
+a body starling refuses (a body that ends before the final boundary, a boundary of 71-256
+bytes or with a line break), the message itself says why.
 
 Every buffer is bounded: a boundary of at most ``MAX_BOUNDARY_LENGTH`` bytes (RFC 2046), header
 lines of at most ``MAX_HEADER_SIZE`` bytes and at most ``MAX_HEADER_COUNT`` headers per part
@@ -26,6 +34,8 @@ from __future__ import annotations
 from starling._formerrors import MultiPartException
 
 MAX_BOUNDARY_LENGTH = 70
+# python-multipart's limit: a longer boundary is one Starlette refuses too.
+_REFERENCE_MAX_BOUNDARY_LENGTH = 256
 MAX_HEADER_SIZE = 4096 + 128  # one header line, CRLF excluded
 MAX_HEADER_COUNT = 8
 # A header block that has not ended by this size breaks one of the two limits above.
@@ -36,10 +46,21 @@ _TOKEN_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!
 
 _PREAMBLE, _AFTER_FIRST, _HEADERS, _DATA, _PADDING, _EPILOGUE = range(6)
 
-Event = list[tuple[bytes, bytes]] | bytes | None
+Event = list[tuple[bytes, bytes]] | bytes | None | MultiPartException
+
+
+INVALID = "Invalid multipart data."
 
 
 def _invalid(reason: str) -> MultiPartException:
+    """Malformed data Starlette refuses too: its message, the reason as a note for logs."""
+    error = MultiPartException(INVALID)
+    error.add_note(f"Reason: {reason}.")
+    return error
+
+
+def _refused(reason: str) -> MultiPartException:
+    """Data Starlette accepts and starling refuses: the message says why."""
     return MultiPartException(f"Invalid multipart data: {reason}.")
 
 
@@ -65,11 +86,27 @@ def _parse_header_block(block: bytes) -> list[tuple[bytes, bytes]]:
     return headers
 
 
+def _check_partial_headers(block: bytes) -> None:
+    """The body ended inside a header block: refuse what python-multipart refuses as it reads
+    (so Starlette does too), byte by byte, before it reaches the end."""
+    complete, _, last = block.rpartition(b"\r\n")
+    if complete:
+        _parse_header_block(complete)
+    if last.endswith(b"\r"):  # its LF would come next
+        last = last[:-1]
+    name, colon, _ = last.partition(b":")
+    if b"\r" in last or (colon and not name) or name.translate(None, _TOKEN_CHARS):
+        raise _invalid("malformed part header")
+    if len(last) > MAX_HEADER_SIZE:
+        raise _invalid(f"a part header line is longer than {MAX_HEADER_SIZE} bytes")
+
+
 class MultipartParser:
     """Feed body chunks, handle the events, and call ``close`` at the end of the body."""
 
     __slots__ = (
         "_delimiter",
+        "_error",
         "_first",
         "_headers_buffer",
         "_headers_scan",
@@ -81,12 +118,14 @@ class MultipartParser:
     def __init__(self, boundary: bytes) -> None:
         if not boundary:
             raise MultiPartException("Missing boundary in multipart.")
+        if len(boundary) > _REFERENCE_MAX_BOUNDARY_LENGTH:
+            raise _invalid(f"the boundary is longer than {_REFERENCE_MAX_BOUNDARY_LENGTH} bytes")
         if len(boundary) > MAX_BOUNDARY_LENGTH:
-            raise _invalid(f"the boundary is longer than {MAX_BOUNDARY_LENGTH} bytes")
+            raise _refused(f"the boundary is longer than {MAX_BOUNDARY_LENGTH} bytes")
         if b"\r" in boundary or b"\n" in boundary:
             # The delimiter's CR must be its only one: the search for a partial delimiter at
             # the end of a chunk relies on it.
-            raise _invalid("the boundary contains a line break")
+            raise _refused("the boundary contains a line break")
         self._delimiter = b"\r\n--" + boundary
         self._first = self._delimiter[2:]  # the first boundary has no CRLF before it
         self._state = _PREAMBLE
@@ -94,6 +133,7 @@ class MultipartParser:
         self._headers_buffer = bytearray()  # a header block that spans chunks
         self._headers_scan = 0
         self._in_preamble = False
+        self._error: MultiPartException | None = None
 
     @property
     def complete(self) -> bool:
@@ -101,56 +141,68 @@ class MultipartParser:
         return self._state == _EPILOGUE
 
     def feed(self, data: bytes) -> list[Event]:
-        """Read a chunk; return the events it completes, in order."""
+        """Read a chunk; return the events it completes, in order (an error last)."""
+        if self._error is not None:
+            raise self._error
         events: list[Event] = []
-        if self._headers_buffer:
-            data = self._continue_headers(data)
-            if not data:
-                return events
-        elif self._tail:
-            data = self._tail + data
-            self._tail = b""
-        pos = 0
-        size = len(data)
-        delimiter = self._delimiter
-        after_delimiter = len(delimiter)
-        while pos < size:
-            state = self._state
-            if state == _DATA:
-                # PERF: the common case inline: a delimiter, CRLF, and the next part's whole
-                # header block in this chunk. Everything else takes the general readers.
-                found = data.find(delimiter, pos)
-                if found != -1 and data.startswith(b"\r\n", found + after_delimiter):
-                    if found > pos:
-                        events.append(data[pos:found])
-                    events.append(None)
-                    pos = found + after_delimiter + 2
-                    end = data.find(b"\r\n\r\n", pos)
-                    if end == -1 or data.startswith(b"\r\n", pos):
-                        self._state = _HEADERS
-                    else:
-                        events.append(_parse_header_block(data[pos:end]))
-                        pos = end + 4
-                    continue
-                pos = self._read_data(data, pos, events, found)
-            elif state == _HEADERS:
-                pos = self._read_headers(data, pos, events)
-            elif state == _PREAMBLE:
-                pos = self._read_preamble(data, pos)
-            elif state == _AFTER_FIRST:
-                pos = self._read_after_first(data, pos, events)
-            elif state == _PADDING:
-                pos = self._read_padding(data, pos)
-            else:  # the epilogue is ignored (RFC 2046)
-                break
+        try:
+            if self._headers_buffer:
+                data = self._continue_headers(data)
+                if not data:
+                    return events
+            elif self._tail:
+                data = self._tail + data
+                self._tail = b""
+            pos = 0
+            size = len(data)
+            delimiter = self._delimiter
+            after_delimiter = len(delimiter)
+            while pos < size:
+                state = self._state
+                if state == _DATA:
+                    # PERF: the common case inline: a delimiter, CRLF, and the next part's whole
+                    # header block in this chunk. Everything else takes the general readers.
+                    found = data.find(delimiter, pos)
+                    if found != -1 and data.startswith(b"\r\n", found + after_delimiter):
+                        if found > pos:
+                            events.append(data[pos:found])
+                        events.append(None)
+                        pos = found + after_delimiter + 2
+                        end = data.find(b"\r\n\r\n", pos)
+                        if end == -1 or data.startswith(b"\r\n", pos):
+                            self._state = _HEADERS
+                        else:
+                            events.append(_parse_header_block(data[pos:end]))
+                            pos = end + 4
+                        continue
+                    pos = self._read_data(data, pos, events, found)
+                elif state == _HEADERS:
+                    pos = self._read_headers(data, pos, events)
+                elif state == _PREAMBLE:
+                    pos = self._read_preamble(data, pos)
+                elif state == _AFTER_FIRST:
+                    pos = self._read_after_first(data, pos, events)
+                elif state == _PADDING:
+                    pos = self._read_padding(data, pos)
+                else:  # the epilogue is ignored (RFC 2046)
+                    break
+        except MultiPartException as error:
+            # Returned after the events before it, not raised past them: a part ahead of the
+            # malformed data may fail its own check first, whatever the chunking.
+            self._error = error
+            events.append(error)
         return events
 
     def close(self) -> None:
         """End of body: fail unless the final boundary was read (or the body was empty)."""
+        if self._error is not None:
+            raise self._error
         if self._state == _PREAMBLE and not self._tail:
             return  # no body, or only line breaks: an empty form
+        if self._state == _HEADERS and self._headers_buffer:
+            _check_partial_headers(bytes(self._headers_buffer))
         if self._state != _EPILOGUE:
-            raise _invalid("the body ended before the final boundary")
+            raise _refused("the body ended before the final boundary")
 
     def _hold(self, data: bytes, pos: int) -> int:
         self._tail = data[pos:]
@@ -178,14 +230,14 @@ class MultipartParser:
         return end
 
     def _read_after_first(self, data: bytes, pos: int, events: list[Event]) -> int:
-        if len(data) - pos < 2:
-            return self._hold(data, pos)
         after = data[pos : pos + 2]
         if after == b"\r\n":
             return self._read_headers(data, pos + 2, events)
         elif after == b"--":
             self._state = _EPILOGUE  # an empty form
-        else:
+        elif after == b"\r" or after == b"-":  # the rest decides; wait for it
+            return self._hold(data, pos)
+        else:  # refused at the first wrong byte, as python-multipart does
             raise _invalid("expected CRLF after the boundary")
         return pos + 2
 
@@ -262,9 +314,10 @@ class MultipartParser:
         size = len(data)
         while pos < size and data[pos] in b" \t":
             pos += 1
-        if size - pos < 2:
+        after = data[pos : pos + 2]
+        if after == b"" or after == b"\r":  # the rest decides; wait for it
             return self._hold(data, pos)
-        if not data.startswith(b"\r\n", pos):
+        if after != b"\r\n":  # refused at the first wrong byte, as python-multipart does
             raise _invalid("expected CRLF after the boundary padding")
         self._state = _HEADERS
         return pos + 2

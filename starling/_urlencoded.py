@@ -43,6 +43,11 @@ class UrlencodedParser:
         self._has_equals = False  # whether the buffer holds the name/value separator
         self._field_count = 0
 
+    @property
+    def field_count(self) -> int:
+        """Non-empty fields ended so far, the one over ``max_fields`` included."""
+        return self._field_count
+
     def feed(self, data: bytes) -> list[tuple[str, str]]:
         """Read a chunk; return the fields it finished, in order."""
         fields: list[tuple[str, str]] = []

@@ -5,11 +5,12 @@ from __future__ import annotations
 import codecs
 import os
 import re
+import warnings
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from enum import Enum
 from tempfile import SpooledTemporaryFile
-from typing import BinaryIO
+from typing import BinaryIO, cast
 from urllib.parse import unquote_plus
 
 import anyio
@@ -19,6 +20,7 @@ from starling._formerrors import MultiPartException
 from starling._multipart import MultipartParser, parse_options_header
 from starling._urlencoded import UrlencodedParser
 from starling.datastructures import FormData, Headers, UploadFile
+from starling.exceptions import StarletteDeprecationWarning
 
 __all__ = ["FormMessage", "FormParser", "MultiPartException", "MultiPartParser", "MultipartPart"]
 
@@ -38,7 +40,8 @@ _ASCII_COMPATIBLE = frozenset({"utf-8", "iso8859-1", "ascii", "cp1252"})
 # through the general parameter parser, which reads this shape the same way.
 _SIMPLE_DISPOSITION = re.compile(rb'form-data; name="([^"\\]*)"(?:; filename="([^"\\]*)")?')
 # What clients send as the request's Content-Type; anything else takes the general parser.
-_SIMPLE_CONTENT_TYPE = re.compile(r"multipart/form-data; ?boundary=([!#-'*-+\--9A-Z^-~]+)", re.I)
+# (PERF: case-insensitive only where it matters; the class already holds both cases.)
+_SIMPLE_CONTENT_TYPE = re.compile(r"(?i:multipart/form-data; ?boundary=)([!#-'*-+\--9A-Z^-~]+)")
 
 
 class FormMessage(Enum):
@@ -47,6 +50,20 @@ class FormMessage(Enum):
     FIELD_DATA = 3
     FIELD_END = 4
     END = 5
+
+
+_FORM_MESSAGE_DEPRECATED = "`FormMessage` is deprecated and will be removed in a future version."
+
+
+def _deprecated_form_message(cls: type[FormMessage], value: object) -> FormMessage:
+    # Starlette 1.10 deprecates looking a member up by value, FormMessage(1) (members as
+    # attributes stay quiet), warning at the caller: the frame above EnumType.__call__.
+    warnings.warn(_FORM_MESSAGE_DEPRECATED, StarletteDeprecationWarning, stacklevel=3)
+    return Enum.__new__(cls, value)
+
+
+FormMessage.__new__ = staticmethod(_deprecated_form_message)  # type: ignore[assignment]
+FormMessage.__deprecated__ = _FORM_MESSAGE_DEPRECATED  # type: ignore[attr-defined]  # PEP 702
 
 
 @dataclass
@@ -149,9 +166,13 @@ class FormParser:
     async def parse(self) -> FormData:
         parser = UrlencodedParser(self.max_fields, self.max_part_size)
         items: list[tuple[str, str | UploadFile]] = []
-        async for chunk in self.stream:
-            items += parser.feed(chunk)
-        items += parser.close()
+        try:
+            async for chunk in self.stream:
+                items += parser.feed(chunk)
+            items += parser.close()
+        finally:
+            # Fields counted as each one ends, the one over max_fields included (Starlette's).
+            self._current_fields = parser.field_count
         return FormData(items)
 
 
@@ -308,6 +329,8 @@ class MultiPartParser:
         upload: UploadFile | None = None
         value = bytearray()
         async for chunk in self.stream:
+            if not chunk:  # PERF: the stream's closing b"" (or a server's empty message)
+                continue
             for event in parser.feed(chunk):
                 if event.__class__ is bytes:  # PERF: the commonest event first
                     if upload is None:
@@ -322,9 +345,11 @@ class MultiPartParser:
                     else:
                         items.append((name, upload))
                         uploads.append(upload)
-                else:
-                    _, name, upload = self._open_part(event)  # type: ignore[arg-type]
+                elif isinstance(event, list):
+                    _, name, upload = self._open_part(event)
                     value = bytearray()
+                else:  # malformed data, after the events before it
+                    raise cast(MultiPartException, event)
         parser.close()
         await self._finish(uploads)
 
@@ -335,11 +360,15 @@ class MultiPartParser:
             self._charset = "utf-8"
             return match[1].encode("latin-1")
         _, params = parse_options_header(content_type)
-        self._charset = charset = params.get("charset", "utf-8")
+        # Resolved once per request, as Starlette does: a failed codec lookup is not cached by
+        # Python, so retrying an unknown charset for every name and value would search the
+        # codec registry each time.
         try:
-            self._ascii_names = codecs.lookup(charset).name in _ASCII_COMPATIBLE
+            codec = codecs.lookup(params.get("charset", "utf-8")).name
         except LookupError:  # an unknown charset: every value reads as latin-1
-            self._ascii_names = True
+            codec = "iso8859-1"
+        self._charset = codec
+        self._ascii_names = codec in _ASCII_COMPATIBLE
         boundary = params.get("boundary")
         if boundary is None:
             raise MultiPartException("Missing boundary in multipart.")

@@ -412,13 +412,16 @@ def _media_type(content_type: str) -> str:
 async def _multipart_form(
     request: Request[Any], max_files: int | float, max_fields: int | float, max_part_size: int
 ) -> FormData:
-    # Imported here: the multipart parser is a separate module, loaded by the first upload.
-    try:
-        formparsers = importlib.import_module("starling.formparsers")
-    except ImportError as exc:
-        raise RuntimeError(
-            "Parsing multipart/form-data needs starling.formparsers, which is not available."
-        ) from exc
+    # Imported here: the multipart parser is a separate module, loaded by the first upload
+    # (PERF: later uploads find it in sys.modules without import_module's machinery).
+    formparsers = sys.modules.get("starling.formparsers")
+    if formparsers is None:
+        try:
+            formparsers = importlib.import_module("starling.formparsers")
+        except ImportError as exc:
+            raise RuntimeError(
+                "Parsing multipart/form-data needs starling.formparsers, which is not available."
+            ) from exc
     async with aclosing(request.stream()) as stream:
         parser = formparsers.MultiPartParser(
             request.headers,

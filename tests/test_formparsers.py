@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import codecs
 import os
+import warnings
 from collections.abc import AsyncGenerator, Iterator
 from typing import Any, cast
 
@@ -13,6 +15,7 @@ import starling.formparsers as formparsers
 from starling._formerrors import MultiPartException as PrivateMultiPartException
 from starling.applications import Starling
 from starling.datastructures import FormData, Headers, UploadFile
+from starling.exceptions import StarletteDeprecationWarning
 from starling.formparsers import (
     FormMessage,
     FormParser,
@@ -98,6 +101,21 @@ async def error(body: bytes, content_type: str = MULTIPART, **limits: Any) -> st
     with pytest.raises(MultiPartException) as info:
         await multipart_parser(body, content_type, **limits).parse()
     return info.value.message
+
+
+def test_form_message_lookup_by_value_is_deprecated() -> None:
+    with pytest.warns(
+        StarletteDeprecationWarning, match="^`FormMessage` is deprecated and will"
+    ) as info:
+        member = FormMessage(1)
+    assert member is FormMessage.FIELD_START
+    # Attributed to the caller, as Starlette does (not to starlette.formparsers).
+    assert [record.filename for record in info] == [__file__]
+    assert FormMessage.__deprecated__ == str(info[0].message)  # type: ignore[attr-defined]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert FormMessage.END.value == 5
+        assert FormMessage["END"] is FormMessage.END
 
 
 def test_public_names() -> None:
@@ -262,6 +280,27 @@ async def test_charset_field_and_part_content_type_are_not_charsets() -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize(("charset", "searches"), [("starling-unknown", 1), ("koi8_r", 0)])
+async def test_the_charset_is_resolved_once_per_request(charset: str, searches: int) -> None:
+    # A failed codec lookup is not cached by Python: retried per value it would search the
+    # registry for every name and value. Starlette resolves it once.
+    seen: list[str] = []
+
+    def search(name: str) -> None:
+        seen.append(name)
+
+    body = part("a", b"\xe9") + part("f", b"x", "\xe9") + part("\xe9", b"y") + END
+    codecs.lookup("koi8_r")  # cached from here on, as a known codec is after its first use
+    codecs.register(search)
+    try:
+        items = await parse(body, f"{MULTIPART}; charset={charset}")
+    finally:
+        codecs.unregister(search)
+    assert len(seen) == searches
+    assert [name for name, _ in items] == (["a", "f", "Ã©"] if searches else ["a", "f", "ц╘"])
+
+
+@pytest.mark.anyio
 async def test_an_ascii_name_under_a_non_ascii_charset_is_decoded_with_it() -> None:
     items = await parse(part("ab", b"") + END, MULTIPART + "; charset=utf-16")
     assert items == [("扡", "")]
@@ -295,7 +334,10 @@ async def test_missing_boundary(content_type: str) -> None:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        (b"garbage", "Invalid multipart data: the body does not start with the boundary."),
+        # Refused by Starlette too: its text, the reason in a note.
+        (b"garbage", "Invalid multipart data."),
+        (raw_part(b"A: 1\r\n" * 9, b""), "Invalid multipart data."),
+        # Accepted by Starlette: the text says why.
         (part("a", b"x"), "Invalid multipart data: the body ended before the final boundary."),
     ],
 )
@@ -304,11 +346,33 @@ async def test_malformed_body(body: bytes, message: str) -> None:
 
 
 @pytest.mark.anyio
-async def test_long_boundary() -> None:
-    content_type = "multipart/form-data; boundary=" + "b" * 71
-    assert await error(END, content_type) == (
-        "Invalid multipart data: the boundary is longer than 70 bytes."
-    )
+async def test_malformed_body_reason_is_a_note() -> None:
+    with pytest.raises(MultiPartException) as info:
+        await multipart_parser(b"garbage").parse()
+    assert info.value.__notes__ == ["Reason: the body does not start with the boundary."]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("chunk", [0, 1, 7])
+async def test_a_part_fails_its_own_check_before_later_malformed_data(chunk: int) -> None:
+    # Starlette's order whatever the chunking: the nameless part is refused first.
+    body = raw_part(b"X-Other: 1", b"x") + raw_part(b"no colon", b"") + END
+    with pytest.raises(MultiPartException) as info:
+        await multipart_parser(body, chunk=chunk).parse()
+    assert info.value.message == 'The Content-Disposition header field "name" must be provided.'
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("length", "message"),
+    [
+        (71, "Invalid multipart data: the boundary is longer than 70 bytes."),  # RFC 2046
+        (257, "Invalid multipart data."),  # python-multipart's limit: Starlette's text
+    ],
+)
+async def test_long_boundary(length: int, message: str) -> None:
+    content_type = "multipart/form-data; boundary=" + "b" * length
+    assert await error(END, content_type) == message
 
 
 @pytest.mark.anyio
@@ -623,6 +687,29 @@ async def test_form_parser() -> None:
     assert form.multi_items() == [("a", "1"), ("b", " "), ("a", "2")]
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("body", "limits", "count"),
+    [
+        (b"a=1&&b=2&", {}, 2),  # empty fields are no fields
+        (b"a", {}, 1),
+        (b"", {}, 0),
+        # counted as each field ends, the one over the limit included; parsing stops there
+        # even within one chunk
+        (b"&".join(b"f%d=" % i for i in range(100_000)), {"max_fields": 10}, 11),
+        (b"a=1&b=" + b"x" * 5000, {"max_part_size": 1024}, 1),
+    ],
+)
+async def test_form_parser_counts_fields(body: bytes, limits: Any, count: int) -> None:
+    # Starlette's private counter, which its own tests read.
+    parser = FormParser(Headers({"content-type": URLENCODED}), stream_of([body]), **limits)
+    try:
+        await parser.parse()
+    except MultiPartException:
+        assert limits
+    assert parser._current_fields == count
+
+
 def test_form_parser_callbacks() -> None:
     parser = FormParser(Headers({}), stream_of([]), max_fields=2, max_part_size=6)
     for name, value in [(b"xa+b", b"%41"), (b"xc", b"")]:
@@ -678,7 +765,7 @@ def test_upload_through_an_application(test_client_factory: TestClientFactory) -
         (part("a", b"1") * 3 + END, "Too many fields. Maximum number of fields is 2."),
         (part("f", b"1", "f") * 3 + END, "Too many files. Maximum number of files is 2."),
         (part("a", b"x" * 11) + END, "Part exceeded maximum size of 0KB."),
-        (b"junk", "Invalid multipart data: the body does not start with the boundary."),
+        (b"junk", "Invalid multipart data."),
     ],
 )
 def test_form_errors_are_400(
