@@ -32,3 +32,21 @@ test: lint typecheck coverage
 
 clean:
 	rm -rf $(VENV) .coverage .mypy_cache .pytest_cache .ruff_cache
+
+# Benchmarks run in their own environment: Starlette is never a dependency of starling or its tests.
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
+
+$(BENCH_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e . 'starlette==1.10.0' python-multipart 'uvicorn[standard]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python -m benchmarks.inprocess $(BENCH_ARGS)
+	@if command -v wrk >/dev/null; then \
+		$(BENCH_VENV)/bin/python -m benchmarks.endtoend $(BENCH_E2E_ARGS); \
+	else \
+		echo "wrk not found: skipping the end-to-end benchmark (install it: apt-get install -y wrk)"; \
+	fi

@@ -112,6 +112,25 @@ def _connection(scope: Scope, receive: Receive, send: Send) -> Request | WebSock
     return WebSocket(scope, receive, send)
 
 
+class ResponseTracker:
+    """Forwards messages to ``send`` and remembers whether the response has started.
+
+    ServerErrorMiddleware passes ``tracker.send`` down; ExceptionMiddleware, when it receives
+    exactly that (nothing in between), reads the same flag instead of wrapping ``send`` again.
+    """
+
+    __slots__ = ("_send", "started")
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = False
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self._send(message)
+
+
 async def handle_exceptions(
     app: ASGIApp,
     scope: Scope,
@@ -134,19 +153,35 @@ async def handle_exceptions(
     try:
         await app(scope, receive, sender)
     except Exception as exc:
-        handler = _lookup_exception_handler(scope, exc)
-        if handler is None:
-            raise
-        if response_started:
-            raise RuntimeError("Caught handled exception, but response already started.") from exc
-        if conn is None:
-            conn = _connection(scope, receive, send)
-        if is_async_callable(handler):
-            response = await handler(conn, exc)
-        else:
-            response = await run_in_threadpool(handler, conn, exc)
-        if response is not None:
-            await response(scope, receive, sender)
+        await respond_to_exception(exc, scope, receive, sender, response_started, conn)
+
+
+async def respond_to_exception(
+    exc: Exception,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    response_started: bool,
+    conn: Request | WebSocket | None = None,
+) -> None:
+    """What ``handle_exceptions`` does with an exception: call from its ``except`` block.
+
+    Re-raises ``exc`` when no handler is registered for it; raises RuntimeError when the
+    response has started; else sends the handler's response (if any) with ``send``.
+    """
+    handler = _lookup_exception_handler(scope, exc)
+    if handler is None:
+        raise exc
+    if response_started:
+        raise RuntimeError("Caught handled exception, but response already started.") from exc
+    if conn is None:
+        conn = _connection(scope, receive, send)
+    if is_async_callable(handler):
+        response = await handler(conn, exc)
+    else:
+        response = await run_in_threadpool(handler, conn, exc)
+    if response is not None:
+        await response(scope, receive, send)
 
 
 def wrap_app_handling_exceptions(app: ASGIApp, conn: Request | WebSocket) -> ASGIApp:

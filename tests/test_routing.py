@@ -13,12 +13,13 @@ import pytest
 
 from starling._routing_lifespan import _DefaultLifespan
 from starling.applications import Starling
+from starling.background import BackgroundTask
 from starling.convertors import Convertor, IntegerConvertor, PathConvertor, StringConvertor
 from starling.datastructures import URLPath
 from starling.exceptions import HTTPException, StarletteDeprecationWarning
 from starling.middleware import Middleware
 from starling.requests import Request
-from starling.responses import JSONResponse, PlainTextResponse, Response
+from starling.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starling.routing import (
     BaseRoute,
     Host,
@@ -345,6 +346,63 @@ def test_exception_handlers_apply_inside_routes(test_client_factory: TestClientF
     app = Starling(routes=[Route("/", brew)], exception_handlers={Teapot: on_teapot})
     response = test_client_factory(app).get("/")
     assert (response.status_code, response.text) == (418, "short and stout")
+
+
+def test_endpoint_response_of_any_class(test_client_factory: TestClientFactory) -> None:
+    async def stream(request: Request) -> Response:
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b"a"
+            yield b"b"
+
+        return StreamingResponse(chunks(), media_type="text/plain")
+
+    response = test_client_factory(Starling(routes=[Route("/", stream)])).get("/")
+    assert (response.status_code, response.text) == (200, "ab")
+
+
+class LateError(Exception):
+    pass
+
+
+@pytest.mark.parametrize("handled", [True, False])
+def test_error_after_a_plain_response_started(
+    test_client_factory: TestClientFactory, handled: bool
+) -> None:
+    def fail() -> None:
+        raise LateError()
+
+    async def endpoint(request: Request) -> Response:
+        return PlainTextResponse("sent", background=BackgroundTask(fail))
+
+    handlers: dict[Any, Any] = {}
+    if handled:
+        handlers[LateError] = lambda request, exc: PlainTextResponse("handler")
+    app = Starling(routes=[Route("/", endpoint)], exception_handlers=handlers)
+    client = test_client_factory(app)
+    if handled:
+        with pytest.raises(RuntimeError, match="response already started") as info:
+            client.get("/")
+        assert isinstance(info.value.__cause__, LateError)
+    else:
+        with pytest.raises(LateError):
+            client.get("/")
+
+
+@pytest.mark.anyio
+async def test_plain_response_failing_before_it_starts() -> None:
+    async def endpoint(request: Request) -> Response:
+        response = PlainTextResponse("never sent")
+        del response.raw_headers
+        return response
+
+    async def on_error(request: Request, exc: Exception) -> Response:
+        return PlainTextResponse("handled", status_code=409)
+
+    handlers: tuple[dict[Any, Any], dict[int, Any]] = ({AttributeError: on_error}, {})
+    scope = http_scope("/")
+    scope["starlette.exception_handlers"] = handlers
+    messages = await call(request_response(endpoint), scope)
+    assert (messages[0]["status"], messages[1]["body"]) == (409, b"handled")
 
 
 def test_request_response_returns_asgi_app(test_client_factory: TestClientFactory) -> None:

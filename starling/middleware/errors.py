@@ -11,11 +11,12 @@ import inspect
 import traceback
 from typing import Any
 
+from starling._exception_handler import ResponseTracker
 from starling._utils import is_async_callable
 from starling.concurrency import run_in_threadpool
 from starling.requests import Request
 from starling.responses import HTMLResponse, PlainTextResponse, Response
-from starling.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, Send
+from starling.types import ASGIApp, ExceptionHandler, Receive, Scope, Send
 
 STYLES = """
 body {
@@ -162,19 +163,13 @@ class ServerErrorMiddleware:
             await self.app(scope, receive, send)
             return
 
-        response_started = False
-
-        async def _send(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
+        # PERF: a tracker (not a closure): ExceptionMiddleware right inside reuses its flag.
+        tracker = ResponseTracker(send)
         try:
-            await self.app(scope, receive, _send)
+            await self.app(scope, receive, tracker.send)
         except Exception as exc:
             response = await self._response_for(Request(scope), exc)
-            if not response_started:
+            if not tracker.started:
                 await response(scope, receive, send)
             # Re-raise so the server logs it and the test client can surface it.
             raise

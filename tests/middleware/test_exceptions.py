@@ -4,8 +4,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from starling._exception_handler import HANDLERS_SCOPE_KEY, _HandlerMap
+from starling._exception_handler import HANDLERS_SCOPE_KEY, ResponseTracker, _HandlerMap
 from starling.exceptions import HTTPException, WebSocketException
+from starling.middleware.errors import ServerErrorMiddleware
 from starling.middleware.exceptions import ExceptionMiddleware
 from starling.requests import Request
 from starling.responses import JSONResponse, PlainTextResponse, Response
@@ -165,6 +166,41 @@ def test_handled_exception_after_response_started(test_client_factory: TestClien
     client = test_client_factory(ExceptionMiddleware(router))
     with pytest.raises(RuntimeError, match="response already started"):
         client.get("/started")
+
+
+def test_inside_server_error_middleware(test_client_factory: TestClientFactory) -> None:
+    # Right inside ServerErrorMiddleware, the layer reads the response-started flag of its
+    # tracker: the same answers as with a wrapper of its own.
+    app = ServerErrorMiddleware(ExceptionMiddleware(router))
+    client = test_client_factory(app, raise_server_exceptions=False)
+    assert client.get("/value").status_code == 500  # no handler: ServerError answers
+    response = client.get("/nowhere")
+    assert (response.status_code, response.text) == (404, "Not Found")
+    with pytest.raises(RuntimeError, match="response already started"):
+        test_client_factory(app).get("/started")
+
+
+@pytest.mark.anyio
+async def test_tracker_that_already_started() -> None:
+    # A tracker whose response started before this layer: its flag says nothing about what
+    # this layer sends, so it tracks its own.
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    tracker = ResponseTracker(send)
+    await tracker.send({"type": "http.response.start", "status": 200, "headers": []})
+
+    async def inner(scope: Scope, receive: Receive, send: Send) -> None:
+        raise HTTPException(400)
+
+    async def receive() -> Message:  # pragma: no cover (never called)
+        return {"type": "http.disconnect"}
+
+    scope: Scope = {"type": "http", "headers": [], "method": "GET", "path": "/"}
+    await ExceptionMiddleware(inner)(scope, receive, tracker.send)
+    assert [message.get("status") for message in sent] == [200, 400, None]
 
 
 def test_websocket_exception_closes(test_client_factory: TestClientFactory) -> None:
