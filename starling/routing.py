@@ -146,19 +146,41 @@ def get_name(endpoint: Callable[..., Any]) -> str:
 # Paths
 
 
+# "{name}" in a path format (compile_path leaves only names there)
+_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+
+
 def replace_params(
     path: str,
     param_convertors: dict[str, Convertor[Any]],
     path_params: dict[str, str],
 ) -> tuple[str, dict[str, str]]:
-    """Fill ``{name}`` placeholders in ``path``; ``path_params`` keeps (in place) the unused."""
-    for key, value in list(path_params.items()):
-        placeholder = "{" + key + "}"
-        if placeholder in path:
-            convertor = param_convertors[key]
-            path = path.replace(placeholder, convertor.to_string(value), 1)
-            path_params.pop(key)
+    """Fill ``{name}`` placeholders in ``path``; ``path_params`` keeps (in place) the unused.
+
+    One pass over ``path``: a value that itself looks like a placeholder ("{id}") is text, never
+    filled in turn.
+    """
+    used: list[str] = []
+
+    def fill(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in path_params:
+            return match.group(0)  # left for an enclosing Mount or Host to fill
+        used.append(key)
+        return param_convertors[key].to_string(path_params[key])
+
+    path = _PLACEHOLDER.sub(fill, path)
+    for key in used:
+        path_params.pop(key)
     return path, path_params
+
+
+def _no_network_path(path: str) -> str:
+    """APPSEC: a built path starting "//" would read as a URL to another host ("//evil.com"
+    from a path parameter), so its second slash is escaped, as Starlette 1.10 does."""
+    if path.startswith("//"):
+        return "/%2F" + path[2:]
+    return path
 
 
 def _host_tail(tail: str) -> str:
@@ -289,11 +311,19 @@ def _is_endpoint_function(endpoint: Any) -> bool:
 
 
 def _request_host(scope: Scope) -> str | None:
-    """The first Host header's host, lowercased and without port; None when absent or invalid."""
+    """The first Host header's host, lowercased and without port; None when absent or invalid.
+
+    As in Starlette, any all-digit port is ignored (even one past 65535): Host routes match on
+    the host alone, which must be a valid RFC 3986 host.
+    """
     for key, value in scope["headers"]:
         if key == b"host":
-            parsed = parse_host(value.decode("latin-1"))
-            return None if parsed is None else parsed[0].lower()
+            text = value.decode("latin-1")
+            host, colon, port = text.rpartition(":")
+            if not (colon and port.isascii() and port.isdigit()):
+                host = text  # no port (or "[::1]": its colons are the address's)
+            parsed = parse_host(host)
+            return None if parsed is None or parsed[1] is not None else parsed[0].lower()
     return None
 
 
@@ -415,7 +445,7 @@ class Route(BaseRoute):
             self.path_format, self.param_convertors, path_params
         )
         assert not remaining_params
-        return URLPath(path=path, protocol="http")
+        return URLPath(path=_no_network_path(path), protocol="http")
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.methods and scope["method"] not in self.methods:
@@ -496,7 +526,7 @@ class WebSocketRoute(BaseRoute):
             self.path_format, self.param_convertors, path_params
         )
         assert not remaining_params
-        return URLPath(path=path, protocol="websocket")
+        return URLPath(path=_no_network_path(path), protocol="websocket")
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app(scope, receive, send)

@@ -1288,3 +1288,78 @@ def test_route_subclass_without_route_init(test_client_factory: TestClientFactor
     assert client.get("/c/1").json()["path_params"] == {"x": "1"}
     assert client.post("/c/1").headers["allow"] == "GET"
     assert router.url_path_for("like", x="2") == "/c/2"
+
+
+def test_url_path_for_fills_placeholders_in_one_pass() -> None:
+    """A value that looks like a placeholder is text; it is never filled in turn."""
+    router = Router([Route("/{id}/{x}", describe, name="pair")])
+    assert router.url_path_for("pair", id="{x}", x="42") == "/{x}/42"
+    assert router.url_path_for("pair", id="{x}", x="{id}") == "/{x}/{id}"
+    assert replace_params(
+        "/{a}/{b}",
+        {"a": StringConvertor(), "b": StringConvertor()},
+        {
+            "a": "{b}",
+            "b": "1",
+            "c": "3",
+        },
+    ) == ("/{b}/1", {"c": "3"})
+
+
+async def _ws_endpoint(websocket: WebSocket) -> None:  # pragma: no cover (never called)
+    await websocket.accept()
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "expected"),
+    [
+        ("any", {"p": "/evil.com/a"}, "/%2Fevil.com/a"),
+        ("any", {"p": "//evil.com/a"}, "/%2F/evil.com/a"),
+        ("any", {"p": "/"}, "/%2F"),
+        ("any", {"p": ""}, "/"),
+        ("under", {"p": "/e.org"}, "/x//e.org"),  # not at the start: a path, not an authority
+        ("mounted:any", {"m": "x", "p": "/evil.com"}, "/x/%2Fevil.com"),
+        ("ws", {"p": "/evil.com"}, "/%2Fevil.com"),
+    ],
+)
+def test_url_path_for_never_builds_a_network_path(
+    name: str, params: dict[str, str], expected: str
+) -> None:
+    """APPSEC: "//evil.com" would read as another host; the second slash is escaped."""
+    router = Router(
+        [
+            Route("/x/{p:path}", describe, name="under"),
+            WebSocketRoute("/{p:path}", _ws_endpoint, name="ws"),
+            Mount("/{m}", routes=[Route("/{p:path}", describe, name="any")], name="mounted"),
+            Route("/{p:path}", describe, name="any"),
+        ]
+    )
+    assert router.url_path_for(name, **params) == expected
+
+
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [
+        ("api.example.org", 200),
+        ("API.example.org", 200),
+        ("api.example.org:8000", 200),
+        ("api.example.org:65536", 200),  # any all-digit port is ignored, as in Starlette
+        ("api.example.org:100000", 200),
+        ("api.example.org:", 404),
+        ("api.example.org:abc", 404),
+        ("api.example.org:1:2", 404),
+        ("[::1]:80", 404),
+    ],
+)
+def test_host_routes_ignore_the_port(
+    test_client_factory: TestClientFactory, host: str, status: int
+) -> None:
+    app = Router([Host("api.example.org", app=PlainTextResponse("host"))])
+    assert test_client_factory(app).get("/", headers={"host": host}).status_code == status
+
+
+def test_host_routes_match_ipv6_literals(test_client_factory: TestClientFactory) -> None:
+    app = Router([Host("[::1]", app=PlainTextResponse("v6"))])
+    client = test_client_factory(app)
+    assert client.get("/", headers={"host": "[::1]:8000"}).text == "v6"
+    assert client.get("/", headers={"host": "[::1]"}).text == "v6"
