@@ -182,6 +182,9 @@ async def respond_to_exception(
         response = await run_in_threadpool(handler, conn, exc)
     if response is not None:
         await response(scope, receive, send)
+    # Handled: drop the traceback, as Starlette does. It holds every frame of the failed call
+    # (and their locals) alive for as long as anything keeps the exception.
+    exc.__traceback__ = None
 
 
 def wrap_app_handling_exceptions(app: ASGIApp, conn: Request | WebSocket) -> ASGIApp:

@@ -17,6 +17,7 @@ from starling.requests import Request
 from starling.responses import PlainTextResponse, Response
 from starling.types import Message, Receive, Scope, Send
 from starling.websockets import WebSocket
+from tests.types import TestClientFactory
 
 
 class ParentError(Exception):
@@ -345,3 +346,45 @@ def test_handler_map_ior_returns_itself() -> None:
     assert same is handlers
     assert isinstance(same, _HandlerMap)
     assert dict(handlers) == {KeyError: handler_a}
+
+
+def test_a_handled_exception_lets_go_of_its_traceback(
+    test_client_factory: TestClientFactory,
+) -> None:
+    """As in Starlette: once handled, the exception no longer pins the failed call's frames."""
+    from starling.applications import Starling
+    from starling.exceptions import HTTPException
+    from starling.responses import PlainTextResponse
+    from starling.routing import Route
+
+    raised: list[Exception] = []
+    seen_in_handler: list[bool] = []
+
+    class Custom(Exception):
+        pass
+
+    def failing(exc: Exception) -> Any:
+        async def endpoint(request: Any) -> Any:
+            raised.append(exc)
+            raise exc
+
+        return endpoint
+
+    async def handler(request: Any, exc: Exception) -> PlainTextResponse:
+        seen_in_handler.append(exc.__traceback__ is not None)  # still there for logging
+        return PlainTextResponse("handled", status_code=409)
+
+    app = Starling(
+        routes=[
+            Route("/http", failing(HTTPException(401))),
+            Route("/custom", failing(Custom())),
+            Route("/boom", failing(ValueError("boom"))),
+        ],
+        exception_handlers={Custom: handler},
+    )
+    client = test_client_factory(app, raise_server_exceptions=False)
+    assert client.get("/http").status_code == 401
+    assert client.get("/custom").status_code == 409
+    assert client.get("/boom").status_code == 500
+    assert [exc.__traceback__ is None for exc in raised] == [True, True, False]
+    assert seen_in_handler == [True]
