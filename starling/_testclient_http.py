@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import functools
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
@@ -18,6 +17,7 @@ from urllib.parse import unquote
 
 import anyio
 import anyio.from_thread
+import anyio.lowlevel
 
 from starling._httpx import httpx
 from starling.types import ASGIApp, Message, Scope
@@ -29,16 +29,10 @@ _DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
 # How long settle() waits for the app to block: an app that never waits (a busy loop) must
 # not hang the test, it only loses the early error report.
 SETTLE_TIMEOUT = 1.0
+# How many scheduler turns the app gets after "http.response.start" to send debug info before
+# its first body chunk: debug info sent later (or after a real wait) is not on the response.
+START_SETTLE_STEPS = 50
 _DISCONNECT: Message = {"type": "http.disconnect"}
-
-
-class _AppFinished:
-    """Put on the app's message stream when the app returns or raises."""
-
-    __slots__ = ("error",)
-
-    def __init__(self, error: Exception | None) -> None:
-        self.error = error
 
 
 def _url_parts(request: httpx.Request) -> tuple[str, bytes, bytes, list[Any]]:
@@ -111,96 +105,204 @@ def body_messages(request: httpx.Request) -> list[Message]:
 
 
 class _Exchange:
-    """The event-loop side of one HTTP request: the app's receive/send and its task."""
+    """The event-loop side of one HTTP request: the app's receive/send and its task.
+
+    Only "http.response.start" and body chunks travel to the test through the stream (so the
+    app waits at each chunk until the test reads it); debug info and trailers are recorded
+    straight into the response's extensions.
+    """
+
+    # Made by run(), on the event loop; the test only uses them once the app has started.
+    cancel_scope: anyio.CancelScope
+    responded: anyio.Event  # the test has the whole response: receive() gives the disconnect
+    finished: anyio.Event  # the response is complete or the app has ended
 
     def __init__(self, app: ASGIApp, scope: Scope, requests: list[Message]) -> None:
         self.app = app
         self.scope = scope
         self.requests = collections.deque(requests)
+        self.extensions: dict[str, Any] = {}
+        self.error: Exception | None = None
+        # What the app has sent, checked as it sends (Starlette's assertion messages).
         self.started = False
+        self.trailers = False  # declared by "http.response.start"
         self.body_sent = False
-        self.complete: anyio.Event | None = None
-        self.cancel_scope: anyio.CancelScope | None = None
+        self.trailers_sent = False
+        self.complete = False  # the response is whole on the test's side
+        self.sending = False  # a body chunk is waiting for the test to take it
+        self.frozen = False  # the response object exists: later debug info is not shown
         # Zero buffer: the app's send waits until the test takes the message (backpressure).
-        self.outbox, self.inbox = anyio.create_memory_object_stream[Any](0)
+        self.outbox, self.inbox = anyio.create_memory_object_stream[Message](0)
 
     async def run(self) -> None:
-        self.complete = anyio.Event()
-        self.cancel_scope = anyio.CancelScope()
-        with self.cancel_scope:
-            error: Exception | None = None
-            try:
-                await self.app(self.scope, self.receive, self.send)
-            except Exception as exc:
-                error = exc
-            self.complete.set()
-            await self.outbox.send(_AppFinished(error))
+        self.responded = anyio.Event()
+        self.finished = anyio.Event()
+        try:
+            with anyio.CancelScope() as self.cancel_scope:
+                try:
+                    await self.app(self.scope, self.receive, self.send)
+                except Exception as exc:
+                    self.error = exc
+        finally:
+            self.finished.set()
+            self.outbox.close()  # the test's next read ends
 
     async def receive(self) -> Message:
         if self.requests:
             return self.requests.popleft()
         # Like a server: once the body is read, the next message is the disconnect, which
         # comes when the response is complete.
-        assert self.complete is not None
-        if not self.complete.is_set():
+        if not self.responded.is_set():
             # (waiting on a set event would still checkpoint, and is_disconnected() asks from
             # inside a cancelled scope: after the response it must get the disconnect at once)
-            await self.complete.wait()
+            await self.responded.wait()
         return _DISCONNECT
 
     async def send(self, message: Message) -> None:
         kind = message["type"]
-        last = False
-        if kind == "http.response.start":
+        if kind == "http.response.body":
+            await self._send_body(message)
+        elif kind == "http.response.start":
             assert not self.started, 'Received multiple "http.response.start" messages.'
             self.started = True
-        elif kind == "http.response.body":
-            assert self.started, 'Received "http.response.body" without "http.response.start".'
-            assert not self.body_sent, 'Received "http.response.body" after response completed.'
-            last = self.body_sent = not message.get("more_body", False)
-        await self.outbox.send(message)
-        if last:
-            # Only once the test has the whole body does the app see the disconnect: an app
-            # listening for it must not be cancelled while its last chunk is in flight.
-            assert self.complete is not None
-            self.complete.set()
+            if message.get("trailers", False):
+                self.trailers = True
+                self.extensions["http.response.trailers"] = []
+            await self.outbox.send(message)
+        elif kind == "http.response.trailers":
+            self._add_trailers(message)
+        elif kind == "http.response.debug" and not self.frozen:
+            self.extensions["http.response.debug"] = message["info"]
+        # Any other message type is ignored, as by Starlette's client.
+
+    async def _send_body(self, message: Message) -> None:
+        assert self.started, 'Received "http.response.body" without "http.response.start".'
+        sent_all = self.trailers_sent or (self.body_sent and not self.trailers)
+        assert not sent_all, 'Received "http.response.body" after response completed.'
+        assert not self.body_sent, 'Received "http.response.body" after body completed.'
+        self.body_sent = not message.get("more_body", False)
+        body = message.get("body", b"")
+        if type(body) is not bytes:
+            # The app may reuse a mutable buffer once send() returns: the test keeps a copy.
+            message = {**message, "body": bytes(body)}
+        self.sending = True
+        try:
+            await self.outbox.send(message)
+        finally:
+            self.sending = False
+
+    def _add_trailers(self, message: Message) -> None:
+        assert self.trailers, 'Received "http.response.trailers" without declaring trailers.'
+        assert not self.trailers_sent, 'Received "http.response.trailers" after response completed.'
+        assert self.body_sent, 'Received "http.response.trailers" before body completed.'
+        self.extensions["http.response.trailers"].extend(message.get("headers", []))
+        if not message.get("more_trailers", False):
+            self.trailers_sent = True
+            self._complete()
+
+    def _complete(self) -> None:
+        self.complete = True
+        self.responded.set()
+        self.finished.set()
+
+    async def start(self) -> Message | None:
+        """The app's "http.response.start" (None if the app ended first), once the app has
+        had a moment to send debug info before its first body chunk."""
+        try:
+            message = await self.inbox.receive()
+        except anyio.EndOfStream:
+            return None
+        for _ in range(START_SETTLE_STEPS):
+            if self.sending or self.finished.is_set():
+                break
+            await anyio.lowlevel.checkpoint()
+        self.frozen = True
+        return message
+
+    async def take(self) -> Message:
+        """The app's next body chunk (raises EndOfStream once the app has ended)."""
+        message = await self.inbox.receive()
+        # Marked here, on the event loop, before the test can ask to close the response.
+        if not message.get("more_body", False) and not self.trailers:
+            self._complete()
+        return message
+
+    async def stop(self, cancel: bool) -> None:
+        """Cancels the app unless the response is complete and ``cancel`` is false."""
+        if cancel or not self.complete:
+            self.cancel_scope.cancel()
 
 
 class _ResponseStream(httpx.SyncByteStream):
-    """The response body, pulled from the app as the test reads it."""
+    """The response body, pulled from the app as the test reads it.
+
+    Closing it waits for the app to end when the test has the whole response (background
+    tasks run to completion), and cancels the app otherwise.
+    """
 
     def __init__(
         self,
-        pull: Callable[[], Any],
-        stop: Callable[[], None],
+        exchange: _Exchange,
+        portal: anyio.from_thread.BlockingPortal,
+        task: Future[None],
+        release: Callable[[], Any],
         raise_server_exceptions: bool,
-        extensions: dict[str, Any],
     ) -> None:
-        self._pull = pull
-        self._stop = stop
-        self._raise = raise_server_exceptions
+        self.exchange = exchange
+        self.portal = portal
+        self.task = task
+        self.release = release  # leaves the portal (when the request has its own)
+        self.raise_server_exceptions = raise_server_exceptions
+        self.on_stop: Callable[[_ResponseStream], Any] = _ignore
         self.head = False  # a HEAD response has no body, whatever the app sends
-        self.extensions = extensions
+        self.stopped = False
+        self.reported = False
 
     def __iter__(self) -> Iterator[bytes]:
-        while True:
-            message = self._pull()
-            if isinstance(message, _AppFinished):
-                if message.error is not None and self._raise:
-                    raise message.error
-                return
-            kind = message["type"]
-            if kind == "http.response.body":
-                body = message.get("body", b"")
-                if body and not self.head:
-                    yield body
-            elif kind == "http.response.trailers":
-                self.extensions.setdefault("http.response.trailers", []).extend(
-                    message.get("headers", [])
-                )
+        exchange = self.exchange
+        more = True
+        while more and not self.stopped:
+            try:
+                message = self.portal.call(exchange.take)
+            except anyio.EndOfStream:
+                break
+            more = message.get("more_body", False)
+            body = message.get("body", b"")
+            if body and not self.head:
+                yield body
+        if not self.stopped:
+            if not exchange.finished.is_set():
+                # Declared trailers: the response ends with the last of them (or the app).
+                self.portal.call(exchange.finished.wait)
+            self._report()
 
     def close(self) -> None:
-        self._stop()
+        self.stop(cancel=False)
+
+    def stop(self, cancel: bool) -> None:
+        """Ends the app (cancelled if ``cancel`` or the response is incomplete), then raises
+        its error if the client raises server exceptions."""
+        if self.stopped:
+            return
+        self.stopped = True
+        self.on_stop(self)
+        try:
+            self.portal.call(self.exchange.stop, cancel)
+            self.task.result()
+        finally:
+            self.exchange.inbox.close()
+            self.release()
+        self._report()
+
+    def _report(self) -> None:
+        error = self.exchange.error
+        if error is not None and self.raise_server_exceptions and not self.reported:
+            self.reported = True
+            raise error
+
+
+def _ignore(stream: _ResponseStream) -> None:
+    """The default ``on_stop``, until the response is handed to the test."""
 
 
 class TestClientTransport(httpx.BaseTransport):
@@ -224,6 +326,8 @@ class TestClientTransport(httpx.BaseTransport):
         self.client = client
         self.app_state = app_state
         self.websocket_handler = websocket_handler
+        # The responses the test has not closed yet, in the order they were sent.
+        self.open: dict[_ResponseStream, None] = {}
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if request.url.scheme in ("ws", "wss"):
@@ -235,62 +339,58 @@ class TestClientTransport(httpx.BaseTransport):
         with contextlib.ExitStack() as stack:
             portal = stack.enter_context(self.portal_factory())
             task = portal.start_task_soon(exchange.run)
-            stack.callback(_stop, portal, exchange, task)
-            pull = functools.partial(portal.call, exchange.inbox.receive)
-            extensions: dict[str, Any] = {}
-            start = _until_start(pull, extensions)
-            if isinstance(start, _AppFinished):
-                return self._server_error(start.error)
-            # From here the body stream owns the portal: closing the response closes it.
+            # From here the body stream owns the portal: stopping the stream leaves it.
             stream = _ResponseStream(
-                pull, stack.pop_all().close, self.raise_server_exceptions, extensions
+                exchange, portal, task, stack.pop_all().close, self.raise_server_exceptions
             )
+        try:
+            start = portal.call(exchange.start)
+        except BaseException:
+            stream.stop(cancel=True)
+            raise
+        if start is None:
+            stream.close()  # the app has ended: this raises its error (if raising)
+            return self._no_response()
         response = httpx.Response(
-            status_code=start["status"],
-            headers=list(start.get("headers", [])),
-            stream=stream,
-            extensions=extensions,
+            status_code=start["status"], headers=list(start.get("headers", [])), stream=stream
         )
-        stream.extensions = response.extensions  # httpx copies an empty dict
+        response.extensions = exchange.extensions  # shared: trailers arrive as the app runs
         stream.head = request.method == "HEAD"
-        if "http.response.debug" in extensions:
-            info = extensions["http.response.debug"]
-            response.template = info.get("template")  # type: ignore[attr-defined]
-            response.context = info.get("context")  # type: ignore[attr-defined]
+        info = exchange.extensions.get("http.response.debug")
+        if info is not None:
+            if "template" in info:
+                response.template = info["template"]  # type: ignore[attr-defined]
+            if "context" in info:
+                response.context = info["context"]  # type: ignore[attr-defined]
+        self.open[stream] = None
+        stream.on_stop = self._forget
         return response
 
-    def _server_error(self, error: Exception | None) -> httpx.Response:
-        if error is None:
-            error = AssertionError("TestClient did not receive any response.")
+    def _forget(self, stream: _ResponseStream) -> None:
+        self.open.pop(stream, None)
+
+    def _no_response(self) -> httpx.Response:
         if self.raise_server_exceptions:
-            raise error
+            raise AssertionError("TestClient did not receive any response.")
         return httpx.Response(status_code=500, headers=[])
+
+    def cancel_open(self) -> None:
+        """Cancels the app behind every response the test left open and waits for it to
+        end, then raises the first app error (if raising server exceptions)."""
+        first: Exception | None = None
+        for stream in list(self.open):
+            try:
+                stream.stop(cancel=True)
+            except Exception as exc:
+                first = first or exc
+        if first is not None:
+            raise first
+
+    def close(self) -> None:
+        self.cancel_open()
 
 
 async def settle() -> None:
     """Lets every task in the event loop run until it waits (bounded by SETTLE_TIMEOUT)."""
     with anyio.move_on_after(SETTLE_TIMEOUT):
         await anyio.wait_all_tasks_blocked()
-
-
-def _until_start(pull: Callable[[], Any], extensions: dict[str, Any]) -> Any:
-    """Reads the app's messages up to ``http.response.start`` and returns it, or the
-    ``_AppFinished`` marker when the app ended first."""
-    while True:
-        message = pull()
-        if isinstance(message, _AppFinished) or message["type"] == "http.response.start":
-            return message
-        if message["type"] == "http.response.debug":
-            extensions["http.response.debug"] = message["info"]
-
-
-def _stop(
-    portal: anyio.from_thread.BlockingPortal, exchange: _Exchange, task: Future[None]
-) -> None:
-    """Cancels the app if the test stopped reading early, then waits for it to end."""
-    if not task.done():
-        assert exchange.cancel_scope is not None
-        portal.call(exchange.cancel_scope.cancel)
-    task.result()
-    exchange.outbox.close()
-    exchange.inbox.close()

@@ -246,6 +246,7 @@ class TestClient(httpx.Client):
             app_state=self.app_state,
             websocket_handler=self._upgrade,
         )
+        self._test_transport = transport
         merged = httpx.Headers(headers)
         if "user-agent" not in merged:
             merged["user-agent"] = "testclient"
@@ -350,7 +351,12 @@ class TestClient(httpx.Client):
         return self
 
     def __exit__(self, *args: Any) -> None:
-        self._lifespans.pop().close()
+        lifespan = self._lifespans.pop()
+        try:
+            # Responses the test left open are cancelled before the app shuts down.
+            self._test_transport.cancel_open()
+        finally:
+            lifespan.close()
 
     async def lifespan(self) -> None:
         assert self._runner is not None

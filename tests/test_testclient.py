@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import sys
@@ -275,15 +276,166 @@ def test_debug_extension(test_client_factory: TestClientFactory) -> None:
     assert response.extensions == {"http.response.debug": info}
 
 
+def test_debug_extension_after_the_start(test_client_factory: TestClientFactory) -> None:
+    """Debug info sent between the start and the first body chunk is on the response."""
+    info = {"blocks": ["nav"]}
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200})
+        await anyio.lowlevel.checkpoint()
+        await send({"type": "http.response.debug", "info": info})
+        await send({"type": "http.response.body", "body": b"page"})
+
+    response = test_client_factory(app).get("/")
+    assert response.extensions == {"http.response.debug": info}
+    assert not hasattr(response, "template")  # set only when the info names one
+    assert not hasattr(response, "context")
+
+
+def test_debug_extension_too_late(test_client_factory: TestClientFactory) -> None:
+    """Once the response exists (the app sent body, ended, or waited on something else),
+    later debug info is not shown."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200})
+        if scope["path"] == "/waits":
+            await anyio.sleep(0.05)
+        else:
+            await send({"type": "http.response.body", "body": b"a", "more_body": True})
+        await send({"type": "http.response.debug", "info": {"template": "T"}})
+        await send({"type": "http.response.body", "body": b"b"})
+
+    client = test_client_factory(app)
+    for path in ("/waits", "/body"):
+        response = client.get(path)
+        assert response.extensions == {}
+        assert not hasattr(response, "template")
+
+
+def test_debug_extension_of_an_app_that_ends(test_client_factory: TestClientFactory) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.debug", "info": {"context": {"a": 1}}})
+
+    response = test_client_factory(app).get("/")
+    assert response.content == b""
+    assert response.context == {"a": 1}  # type: ignore[attr-defined]
+    assert not hasattr(response, "template")
+
+
 def test_trailers_extension(test_client_factory: TestClientFactory) -> None:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "trailers": True})
         await send({"type": "http.response.body", "body": b"x"})
-        await send({"type": "http.response.trailers", "headers": [(b"t", b"v")]})
+        trailer = {"type": "http.response.trailers", "headers": [(b"t", b"v")]}
+        await send({**trailer, "more_trailers": True})
         await send({"type": "http.response.trailers"})
 
     response = test_client_factory(app).get("/")
+    assert response.content == b"x"
     assert response.extensions == {"http.response.trailers": [(b"t", b"v")]}
+    assert "t" not in response.headers
+
+
+def test_trailers_are_recorded_as_the_app_sends_them(
+    test_client_factory: TestClientFactory,
+) -> None:
+    sent = threading.Event()
+    log: list[Message] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()  # the (empty) request body
+        await send({"type": "http.response.start", "status": 200, "trailers": True})
+        await send({"type": "http.response.body", "body": b"x"})
+        await send({"type": "http.response.trailers", "headers": [(b"t", b"v")]})
+        sent.set()
+        log.append(await receive())  # the response is complete: the disconnect comes
+
+    with test_client_factory(app).stream("GET", "/") as response:
+        assert response.extensions == {"http.response.trailers": []}  # declared
+        assert next(response.iter_raw()) == b"x"
+        assert sent.wait(5)
+        assert response.extensions == {"http.response.trailers": [(b"t", b"v")]}
+    assert log == [{"type": "http.disconnect"}]
+
+
+def test_the_disconnect_waits_for_declared_trailers(
+    test_client_factory: TestClientFactory,
+) -> None:
+    log: list[Any] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "trailers": True})
+        await send({"type": "http.response.body", "body": b"x"})
+        with anyio.move_on_after(0.05) as waited:
+            await receive()
+        log.append(waited.cancelled_caught)
+        await send({"type": "http.response.trailers", "headers": []})
+        log.append(await receive())
+
+    assert test_client_factory(app).get("/").content == b"x"
+    assert log == [True, {"type": "http.disconnect"}]
+
+
+@pytest.mark.parametrize("raise_server_exceptions", [True, False])
+def test_trailers_cut_short(
+    test_client_factory: TestClientFactory, raise_server_exceptions: bool
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "trailers": True})
+        await send({"type": "http.response.body", "body": b"x"})
+        if scope["path"] == "/none":
+            return
+        trailer = {"type": "http.response.trailers", "headers": [(b"t", b"v")]}
+        await send({**trailer, "more_trailers": True})
+        if scope["path"] == "/error":
+            raise ValueError("trailers failed")
+
+    client = test_client_factory(app, raise_server_exceptions=raise_server_exceptions)
+    assert client.get("/none").extensions == {"http.response.trailers": []}
+    assert client.get("/partial").extensions == {"http.response.trailers": [(b"t", b"v")]}
+    if raise_server_exceptions:
+        with pytest.raises(ValueError, match="trailers failed"):
+            client.get("/error")
+    else:
+        response = client.get("/error")
+        assert response.extensions == {"http.response.trailers": [(b"t", b"v")]}
+
+
+START: Message = {"type": "http.response.start", "status": 200}
+START_TRAILERS: Message = {"type": "http.response.start", "status": 200, "trailers": True}
+BODY: Message = {"type": "http.response.body", "body": b"x"}
+MORE_BODY: Message = {"type": "http.response.body", "body": b"x", "more_body": True}
+TRAILERS: Message = {"type": "http.response.trailers"}
+MORE_TRAILERS: Message = {"type": "http.response.trailers", "more_trailers": True}
+
+
+@pytest.mark.parametrize(
+    ("messages", "match", "status"),
+    [
+        ([TRAILERS], 'trailers" without declaring trailers', 500),
+        ([START, BODY, TRAILERS], 'trailers" without declaring trailers', 200),
+        ([START_TRAILERS, TRAILERS], 'trailers" before body completed', 200),
+        ([START_TRAILERS, MORE_BODY, TRAILERS], 'trailers" before body completed', 200),
+        ([START_TRAILERS, BODY, BODY], 'body" after body completed', 200),
+        ([START_TRAILERS, BODY, MORE_TRAILERS, BODY], 'body" after body completed', 200),
+        ([START_TRAILERS, BODY, TRAILERS, BODY], 'body" after response completed', 200),
+        ([START_TRAILERS, BODY, TRAILERS, TRAILERS], 'trailers" after response completed', 200),
+    ],
+)
+def test_trailer_sequence_errors(
+    test_client_factory: TestClientFactory, messages: list[Message], match: str, status: int
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        pending = iter(messages)
+        while True:  # until the client's assertion fails the send
+            await send(next(pending))
+
+    with pytest.raises(AssertionError, match=f'^Received "http.response.{match}.$'):
+        test_client_factory(app).get("/")
+    response = test_client_factory(app, raise_server_exceptions=False).get("/")
+    assert response.status_code == status
 
 
 def test_head_response_has_no_body(test_client_factory: TestClientFactory) -> None:
@@ -478,6 +630,209 @@ def test_app_ends_before_the_test_reads(test_client_factory: TestClientFactory) 
     client = test_client_factory(app)
     assert client.get("/").text == "body"
     assert log == ["background work"]  # the request waits for the whole app call
+
+
+def test_chunks_are_copied_from_mutable_buffers(test_client_factory: TestClientFactory) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        buffer = bytearray(b"one")
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": memoryview(buffer), "more_body": True})
+        buffer[:] = b"two"
+        await send({"type": "http.response.body", "body": buffer})
+
+    client = test_client_factory(app)
+    assert client.get("/").content == b"onetwo"
+    with client.stream("GET", "/") as response:
+        chunks = list(response.iter_raw())
+    assert chunks == [b"one", b"two"]
+    assert all(type(chunk) is bytes for chunk in chunks)
+
+
+def background_app(log: list[str], on_cancel: str = "log") -> Any:
+    """Responds at once, then runs "background work" that takes 50 ms (or, at /forever,
+    until cancelled); ``on_cancel="raise"`` makes a cancelled app fail."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            for phase in ("startup", "shutdown"):
+                await receive()
+                log.append(phase)
+                await send({"type": f"lifespan.{phase}.complete"})
+            return
+        await respond(send, b"hello")
+        try:
+            if scope["path"] == "/forever":
+                await anyio.sleep_forever()
+            await anyio.sleep(0.05)
+        except anyio.get_cancelled_exc_class():
+            log.append("cancelled")
+            if on_cancel == "raise":
+                raise ValueError("failed on cancel") from None
+            raise
+        log.append("background done")
+        if scope["path"] == "/fails":
+            raise ValueError("background failed")
+
+    return app
+
+
+def test_closing_a_complete_response_waits_for_the_app(
+    test_client_factory: TestClientFactory,
+) -> None:
+    log: list[str] = []
+    client = test_client_factory(background_app(log))
+    with client.stream("GET", "/") as response:
+        chunks = response.iter_raw()
+        assert next(chunks) == b"hello"
+        assert log == []
+    assert log == ["background done"]
+
+
+@pytest.mark.parametrize("raise_server_exceptions", [True, False])
+def test_an_app_error_after_the_response(
+    test_client_factory: TestClientFactory, raise_server_exceptions: bool
+) -> None:
+    log: list[str] = []
+    client = test_client_factory(
+        background_app(log), raise_server_exceptions=raise_server_exceptions
+    )
+    if raise_server_exceptions:
+        with (
+            pytest.raises(ValueError, match="background failed"),
+            client.stream("GET", "/fails") as response,
+        ):
+            chunks = response.iter_raw()
+            assert next(chunks) == b"hello"
+        with pytest.raises(ValueError, match="background failed"):
+            client.get("/fails")
+    else:
+        with client.stream("GET", "/fails") as response:
+            chunks = response.iter_raw()
+            assert next(chunks) == b"hello"
+        assert client.get("/fails").content == b"hello"
+    assert log == ["background done"] * 2
+
+
+@pytest.mark.parametrize("raise_server_exceptions", [True, False])
+def test_closing_an_incomplete_response_cancels_the_app(
+    test_client_factory: TestClientFactory, raise_server_exceptions: bool
+) -> None:
+    log: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200})
+        try:
+            if scope["path"] == "/unread":
+                await send({"type": "http.response.body", "body": b"never taken"})
+            else:
+                await send({"type": "http.response.body", "body": b"x", "more_body": True})
+                await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            log.append("cancelled")
+            raise ValueError("failed on cancel") from None
+
+    client = test_client_factory(app, raise_server_exceptions=raise_server_exceptions)
+    for path in ("/unread", "/partial"):
+        with contextlib.ExitStack() as stack:
+            if raise_server_exceptions:
+                stack.enter_context(pytest.raises(ValueError, match="failed on cancel"))
+            with client.stream("GET", path) as response:
+                if path == "/partial":
+                    chunks = response.iter_raw()
+                    assert next(chunks) == b"x"
+    assert log == ["cancelled"] * 2
+
+
+@pytest.mark.parametrize("lifespan", [True, False])
+def test_closing_the_client_cancels_open_responses(
+    test_client_factory: TestClientFactory, lifespan: bool
+) -> None:
+    """Leaving `with client:` or closing the client cancels the app behind every response
+    still open (complete or not), whichever portal it runs in, before the app shuts down."""
+    log: list[str] = []
+    client = test_client_factory(background_app(log))
+
+    def open_response() -> Iterator[bytes]:
+        response = client.send(client.build_request("GET", "/forever"), stream=True)
+        # (kept by the caller: dropping the iterator closes the response, which waits)
+        chunks = response.iter_raw()
+        assert next(chunks) == b"hello"
+        return chunks
+
+    before = open_response()
+    if lifespan:
+        with client:
+            inside = open_response()
+        assert log == ["startup", "cancelled", "cancelled", "shutdown"]
+        assert client.get("/").content == b"hello"  # the client can be used again
+        assert log[-1] == "background done"
+    else:
+        inside = open_response()
+        client.close()
+        assert log == ["cancelled", "cancelled"]
+    done = list(log)
+    assert list(before) == []  # the app is gone: the body ends
+    assert list(inside) == []
+    assert log == done
+
+
+@pytest.mark.parametrize("raise_server_exceptions", [True, False])
+def test_errors_of_cancelled_responses(
+    test_client_factory: TestClientFactory, raise_server_exceptions: bool
+) -> None:
+    log: list[str] = []
+    app = background_app(log, on_cancel="raise")
+    client = test_client_factory(app, raise_server_exceptions=raise_server_exceptions)
+    with contextlib.ExitStack() as stack:
+        if raise_server_exceptions:
+            stack.enter_context(pytest.raises(ValueError, match="failed on cancel"))
+        with client:
+            kept = []
+            for _ in range(2):
+                response = client.send(client.build_request("GET", "/forever"), stream=True)
+                kept.append(response.iter_raw())
+                assert next(kept[-1]) == b"hello"
+    # Both were cancelled, and the app shut down before the error was raised.
+    assert log == ["startup", "cancelled", "cancelled", "shutdown"]
+
+
+def test_reading_on_after_the_client_closed(test_client_factory: TestClientFactory) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200})
+        while True:
+            await send({"type": "http.response.body", "body": b"x", "more_body": True})
+
+    client = test_client_factory(app)
+    response = client.send(client.build_request("GET", "/"), stream=True)
+    chunks = response.iter_raw()
+    assert next(chunks) == b"x"
+    client.close()
+    assert list(chunks) == []
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_a_failure_while_waiting_for_the_start_stops_the_app(
+    test_client_factory: TestClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await respond(send)
+        except anyio.get_cancelled_exc_class():
+            log.append("cancelled")
+            raise
+
+    async def interrupted(self: Any) -> None:
+        raise _Interrupt
+
+    monkeypatch.setattr(_testclient_http._Exchange, "start", interrupted)
+    with pytest.raises(_Interrupt):
+        test_client_factory(app).get("/")
+    assert log == ["cancelled"]
 
 
 # --- lifespan ------------------------------------------------------------------------------
