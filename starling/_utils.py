@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio.coroutines
 import functools
 import inspect
 import sys
@@ -27,9 +28,20 @@ def is_async_callable(obj: Any) -> Any:
     and instances whose ``__call__`` is one."""
     while isinstance(obj, functools.partial):
         obj = obj.func
-    if inspect.iscoroutinefunction(obj):
+    if _is_coroutine_function(obj):
         return True
-    return callable(obj) and inspect.iscoroutinefunction(obj.__call__)
+    return callable(obj) and _is_coroutine_function(obj.__call__)
+
+
+# On Python 3.11, unittest.mock marks an autospec of an async function with asyncio's private
+# marker rather than in a way inspect recognises; Starlette counts such mocks as async.
+_ASYNCIO_COROUTINE_MARK = getattr(asyncio.coroutines, "_is_coroutine", object())
+
+
+def _is_coroutine_function(obj: Any) -> bool:
+    return inspect.iscoroutinefunction(obj) or (
+        getattr(obj, "_is_coroutine", None) is _ASYNCIO_COROUTINE_MARK
+    )
 
 
 def get_route_path(scope: Scope) -> str:

@@ -183,3 +183,14 @@ def test_warnings_are_attributed_as_starlette_attributes_them() -> None:
     with pytest.warns(StarletteDeprecationWarning, match="^old thing$") as record:
         warn_as_starlette("old thing", "starlette.routing")
     assert record[0].filename == __file__
+
+
+def test_an_autospec_of_an_async_function_is_async() -> None:
+    from unittest.mock import create_autospec
+
+    async def async_func() -> None: ...  # pragma: no cover (only its signature is used)
+
+    def sync_func() -> None: ...  # pragma: no cover (only its signature is used)
+
+    assert is_async_callable(create_autospec(async_func))
+    assert not is_async_callable(create_autospec(sync_func))
