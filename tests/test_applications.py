@@ -424,3 +424,37 @@ def test_redirect_slashes(test_client_factory: TestClientFactory) -> None:
     response = test_client_factory(app).get("/a", follow_redirects=False)
     assert response.status_code == 307
     assert response.headers["location"] == "http://testserver/a/"
+
+
+async def _teapot_or_crash(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["path"] == "/crash":
+        raise ValueError("crash")
+    raise HTTPException(status_code=418)
+
+
+def test_default_stack_around_an_app_that_is_not_a_router(
+    test_client_factory: TestClientFactory,
+) -> None:
+    # The default stack is run in Starling.__call__'s own frame: also around any other app.
+    class App(Starling):
+        def build_middleware_stack(self) -> ASGIApp:
+            return ServerErrorMiddleware(ExceptionMiddleware(_teapot_or_crash))
+
+    client = test_client_factory(App(), raise_server_exceptions=False)
+    response = client.get("/")
+    assert (response.status_code, response.text) == (418, "I'm a Teapot")
+    response = client.get("/crash")
+    assert (response.status_code, response.text) == (500, "Internal Server Error")
+
+
+def test_default_stack_changed_after_start_up(test_client_factory: TestClientFactory) -> None:
+    # The stack is looked at on every request: one changed after the first still runs as built.
+    app = Starling(routes=[Route("/", lambda request: PlainTextResponse("hi"))])
+    client = test_client_factory(app)
+    assert client.get("/").text == "hi"
+    assert isinstance(app.middleware_stack, ServerErrorMiddleware)
+    app.middleware_stack.app = _teapot_or_crash
+    with pytest.raises(ValueError, match="crash"):
+        client.get("/crash")
+    app.middleware_stack = ExceptionMiddleware(_teapot_or_crash)
+    assert client.get("/").status_code == 418

@@ -1320,6 +1320,11 @@ async def _ws_endpoint(websocket: WebSocket) -> None:  # pragma: no cover (never
         ("under", {"p": "/e.org"}, "/x//e.org"),  # not at the start: a path, not an authority
         ("mounted:any", {"m": "x", "p": "/evil.com"}, "/x/%2Fevil.com"),
         ("ws", {"p": "/evil.com"}, "/%2Fevil.com"),
+        # browsers read "/\\" as "//": every backslash is escaped
+        ("any", {"p": "\\evil.com/a"}, "/%5Cevil.com/a"),
+        ("any", {"p": "/\\evil.com"}, "/%2F%5Cevil.com"),
+        ("any", {"p": "a\\b"}, "/a%5Cb"),
+        ("under", {"p": "\\e"}, "/x/%5Ce"),
     ],
 )
 def test_url_path_for_never_builds_a_network_path(

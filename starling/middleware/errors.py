@@ -168,11 +168,17 @@ class ServerErrorMiddleware:
         try:
             await self.app(scope, receive, tracker.send)
         except Exception as exc:
-            response = await self._response_for(Request(scope), exc)
-            if not tracker.started:
-                await response(scope, receive, send)
+            await self._respond(exc, scope, receive, send, tracker.started)
             # Re-raise so the server logs it and the test client can surface it.
             raise
+
+    async def _respond(
+        self, exc: Exception, scope: Scope, receive: Receive, send: Send, started: bool
+    ) -> None:
+        """Run the handler for ``exc``; send its response when none has started."""
+        response = await self._response_for(Request(scope), exc)
+        if not started:
+            await response(scope, receive, send)
 
     async def _response_for(self, request: Request, exc: Exception) -> Response:
         # A handler runs even when the response has started: it may only be logging.

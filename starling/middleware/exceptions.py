@@ -18,6 +18,7 @@ from starling._exception_handler import (
 from starling.exceptions import HTTPException, WebSocketException
 from starling.requests import Request
 from starling.responses import PlainTextResponse, Response
+from starling.routing import Router
 from starling.types import ASGIApp, ExceptionHandler, Receive, Scope, Send
 from starling.websockets import WebSocket
 
@@ -70,8 +71,13 @@ class ExceptionMiddleware:
         # PERF: right inside ServerErrorMiddleware (the default stack), whose tracker sees
         # exactly the messages this layer sends: its flag replaces a second wrapper around
         # `send` (measured: one coroutine call less per message, ~0.3 µs per request).
+        app = self.app
+        if type(app) is Router:
+            # PERF: Router.__call__ only awaits its middleware_stack: call that directly
+            # (measured: one coroutine frame of ~21 per request fewer).
+            app = app.middleware_stack
         try:
-            await self.app(scope, receive, send)
+            await app(scope, receive, send)
         except Exception as exc:
             await respond_to_exception(exc, scope, receive, send, tracker.started)
 

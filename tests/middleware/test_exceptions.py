@@ -263,3 +263,15 @@ async def test_other_scopes_pass_through_untouched(scope_type: str) -> None:
 def test_debug_flag_is_kept() -> None:
     assert ExceptionMiddleware(router, debug=True).debug is True
     assert ExceptionMiddleware(router).debug is False
+
+
+def test_inside_server_error_middleware_around_an_app(
+    test_client_factory: TestClientFactory,
+) -> None:
+    # Right inside ServerErrorMiddleware with an app that is not a Router: called as it is.
+    async def teapot(scope: Scope, receive: Receive, send: Send) -> None:
+        raise HTTPException(status_code=418)
+
+    client = test_client_factory(ServerErrorMiddleware(ExceptionMiddleware(teapot)))
+    response = client.get("/")
+    assert (response.status_code, response.text) == (418, "I'm a Teapot")
