@@ -550,3 +550,23 @@ def test_parse_options_header_takes_linear_time() -> None:
         return time.perf_counter() - start
 
     assert cost(200_000) / max(cost(20_000), 1e-6) < 40
+
+
+def test_every_two_cut_chunking_gives_the_same_outcome() -> None:
+    """Deterministic companion of the Hypothesis test: a body of several parts (with data that
+    resembles delimiters, transport padding and an epilogue) cut at every pair of positions."""
+    body = body_of(
+        ([CD], b"one\r\n--boundar\r\n--boundaryx"),
+        ([CD, b"Content-Type: text/plain"], b""),
+        ([b'Content-Disposition: form-data; name="f"; filename="f.txt"'], b"x\r\n-"),
+    )
+    # transport padding after the third delimiter, and an epilogue after the final one
+    third = body.index(b"--boundary\r\n", body.index(b"--boundary\r\n", 1) + 1)
+    body = body[:third] + b"--boundary \t" + body[third + len(b"--boundary") :]
+    body = body[:-2] + b"\r\nepilogue"
+    whole = run([body])
+    assert isinstance(whole, list) and len(whole) == 3
+    for first in range(len(body) + 1):
+        for second in range(first, len(body) + 1, 7):
+            chunks = [body[:first], body[first:second], body[second:]]
+            assert run(chunks) == whole, (first, second)
