@@ -1,14 +1,22 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from blockbuster import BlockBuster, blockbuster_ctx
+from hypothesis import settings
 
 from starling.testclient import TestClient
 from tests.types import TestClientFactory
+
+# CI runs each property test on the same examples every time, so coverage and results do not
+# depend on chance; local runs keep exploring (and remember failures in .hypothesis/).
+settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(autouse=True)
