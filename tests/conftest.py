@@ -15,8 +15,7 @@ from tests.types import TestClientFactory
 # CI runs each property test on the same examples every time, so coverage and results do not
 # depend on chance; local runs keep exploring (and remember failures in .hypothesis/).
 settings.register_profile("ci", derandomize=True, database=None)
-if os.environ.get("CI"):
-    settings.load_profile("ci")
+settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 
 @pytest.fixture(autouse=True)
