@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from enum import Enum
 from re import Pattern
-from typing import Any
+from typing import Any, Literal
 
 from starling import _router_index
 from starling._exception_handler import handle_exceptions, respond_to_exception
@@ -173,6 +173,20 @@ def replace_params(
     for key in used:
         path_params.pop(key)
     return path, path_params
+
+
+def _endpoint_path(
+    route: Route | WebSocketRoute,
+    name: str,
+    path_params: dict[str, Any],
+    protocol: Literal["http", "websocket"],
+) -> URLPath:
+    """``url_path_for`` of a route that ends in an endpoint: every parameter, and only those."""
+    if name != route.name or set(path_params) != set(route.param_convertors):
+        raise NoMatchFound(name, path_params)
+    path, remaining_params = replace_params(route.path_format, route.param_convertors, path_params)
+    assert not remaining_params
+    return URLPath(path=_no_network_path(path), protocol=protocol)
 
 
 def _no_network_path(path: str) -> str:
@@ -444,15 +458,7 @@ class Route(BaseRoute):
         return Match.FULL, child_scope
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
-        seen_params = set(path_params.keys())
-        expected_params = set(self.param_convertors.keys())
-        if name != self.name or seen_params != expected_params:
-            raise NoMatchFound(name, path_params)
-        path, remaining_params = replace_params(
-            self.path_format, self.param_convertors, path_params
-        )
-        assert not remaining_params
-        return URLPath(path=_no_network_path(path), protocol="http")
+        return _endpoint_path(self, name, path_params, "http")
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.methods and scope["method"] not in self.methods:
@@ -525,15 +531,7 @@ class WebSocketRoute(BaseRoute):
         return Match.FULL, {"endpoint": self.endpoint, "path_params": path_params}
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
-        seen_params = set(path_params.keys())
-        expected_params = set(self.param_convertors.keys())
-        if name != self.name or seen_params != expected_params:
-            raise NoMatchFound(name, path_params)
-        path, remaining_params = replace_params(
-            self.path_format, self.param_convertors, path_params
-        )
-        assert not remaining_params
-        return URLPath(path=_no_network_path(path), protocol="websocket")
+        return _endpoint_path(self, name, path_params, "websocket")
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app(scope, receive, send)
