@@ -108,7 +108,7 @@ class _Node:
 class _TypeIndex:
     """The index of the routes that can match one scope type."""
 
-    __slots__ = ("always", "cache", "depth", "root", "static")
+    __slots__ = ("always", "cache", "depth", "root", "static", "winners")
 
     def __init__(self) -> None:
         self.static: dict[str, list[_Entry]] = {}
@@ -116,6 +116,26 @@ class _TypeIndex:
         self.always: list[_Entry] = []  # candidates for every path
         self.depth = 0
         self.cache: dict[str, tuple[BaseRoute, ...]] = {}
+        # path -> the route that decides it without asking its matches(): see find_winners()
+        self.winners: dict[str, BaseRoute] = {}
+
+    def find_winners(self) -> None:
+        """Note each path whose first candidate is a route matching it by equality alone.
+
+        That is a route without parameters filed under the path itself, whose class matches
+        with Route.matches (the regex of a path without parameters matches that exact text and
+        nothing else). For such a route the router needs no regex: the route matches fully
+        when its methods allow the request's, and only then is the outcome settled without
+        asking the candidates after it.
+        """
+        for path, entries in self.static.items():
+            first = self._lookup(path)[0]
+            if (
+                type(first).matches is ROUTE_MATCHES[0]
+                and "matches" not in getattr(first, "__dict__", {})
+                and any(route is first for _, route in entries)
+            ):
+                self.winners[path] = first
 
     def add(self, entry: _Entry, source: str | None) -> None:
         if source is None:
@@ -181,6 +201,8 @@ def literal_prefix(source: str) -> tuple[str, bool]:
 
 # What each indexable ``matches`` implementation can match: filled in by starling.routing.
 INDEXABLE: dict[Callable[..., Any], tuple[str, ...]] = {}
+# Route.matches, filled in by starling.routing: see _TypeIndex.find_winners().
+ROUTE_MATCHES: list[Callable[..., Any]] = []
 
 
 def index_source(route: BaseRoute) -> tuple[str | None, tuple[str, ...]]:
@@ -222,6 +244,7 @@ class RouteIndex:
             source, scope_types = index_source(route)
             for scope_type in scope_types:
                 self.by_type[scope_type].add((position, route), source)
+        self.by_type[HTTP].find_winners()
 
     def candidates(self, scope_type: str, path: str) -> Sequence[BaseRoute]:
         """The routes to try, in order: every route for a scope type the index does not cover."""

@@ -175,6 +175,21 @@ async def _run_until_disconnect(
         raise collapsed
 
 
+def _headers_for_200(
+    length: int, media_type: str | None, charset: str
+) -> list[tuple[bytes, bytes]]:
+    """init_headers(None)'s list for a status-200 body of ``length`` bytes."""
+    raw = [
+        _SMALL_CONTENT_LENGTHS[length]
+        if length < len(_SMALL_CONTENT_LENGTHS)
+        else (b"content-length", str(length).encode("latin-1"))
+    ]
+    if media_type is not None:
+        header = _content_types.get((media_type, charset))
+        raw.append(header if header is not None else _content_type_header(media_type, charset))
+    return raw
+
+
 class Response:
     media_type: str | None = None
     charset = "utf-8"
@@ -191,6 +206,22 @@ class Response:
         if media_type is not None:
             self.media_type = media_type
         self.background = background
+        cls = self.__class__
+        # PERF: the commonest response (text, status 200, no extra headers, render and
+        # init_headers not overridden) built here with what those two would do (measured:
+        # 0.71 -> 0.52 µs per PlainTextResponse).
+        if (
+            content.__class__ is str
+            and headers is None
+            and status_code == 200
+            and cls.render is _RENDER
+            and cls.init_headers is _INIT_HEADERS
+        ):
+            charset = self.charset
+            body: bytes | memoryview = content.encode(charset)
+            self.body = body
+            self.raw_headers = _headers_for_200(len(body), self.media_type, charset)
+            return
         self.body = self.render(content)
         self.init_headers(headers)
 
@@ -297,6 +328,11 @@ class Response:
             await self.background()
 
 
+# What Response.__init__ compares a class's methods with before taking its fast path.
+_RENDER = Response.render
+_INIT_HEADERS = Response.init_headers
+
+
 class HTMLResponse(Response):
     media_type = "text/html"
 
@@ -314,6 +350,12 @@ _json_encoder = json.JSONEncoder(
 _c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
 _json_default = _json_encoder.default
 _encode_str = json.encoder.encode_basestring
+# Without markers the C encoder keeps no state between calls: one serves every response.
+_encode_without_markers: Any = (
+    None
+    if _c_make_encoder is None
+    else _c_make_encoder(None, _json_default, _encode_str, None, ":", ",", False, False, False)
+)
 
 
 class JSONResponse(Response):
@@ -332,7 +374,12 @@ class JSONResponse(Response):
         if media_type is not None:
             self.media_type = media_type
         self.background = background
-        self.body = self.render(content)
+        body = self.body = self.render(content)
+        cls = self.__class__
+        # PERF: init_headers(None) for status 200, as in Response.__init__
+        if headers is None and status_code == 200 and cls.init_headers is _INIT_HEADERS:
+            self.raw_headers = _headers_for_200(len(body), self.media_type, self.charset)
+            return
         self.init_headers(headers)
 
     def render(self, content: Any) -> bytes:
@@ -348,10 +395,17 @@ class JSONResponse(Response):
             return _json_encoder.encode(content).encode("utf-8")
         # PERF: what _json_encoder.encode() runs (the C encoder, fresh circular-reference
         # markers), without its two Python frames (measured: -1.2 us per response)
-        encode = _c_make_encoder(
-            {}, _json_default, _encode_str, None, ":", ",", False, False, False
-        )
-        return "".join(encode(content, 0)).encode("utf-8")
+        # PERF: first without the circular-reference markers (measured: -0.2 µs of ~1 µs):
+        # a cycle then ends in RecursionError, and the encoding is redone with them so that
+        # it raises json's own ValueError("Circular reference detected"), as json.dumps does.
+        try:
+            chunks = _encode_without_markers(content, 0)
+        except RecursionError:
+            encode = _c_make_encoder(
+                {}, _json_default, _encode_str, None, ":", ",", False, False, False
+            )
+            chunks = encode(content, 0)
+        return "".join(chunks).encode("utf-8")
 
 
 # Characters a Location keeps as they are; everything else (space, quotes, CR, LF, non-ASCII

@@ -15,7 +15,7 @@ from starling.middleware import Middleware
 from starling.middleware.errors import ServerErrorMiddleware
 from starling.middleware.exceptions import ExceptionMiddleware
 from starling.requests import Request
-from starling.responses import JSONResponse, PlainTextResponse, Response
+from starling.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starling.routing import Host, Mount, NoMatchFound, Route, Router, WebSocketRoute
 from starling.types import ASGIApp, Receive, Scope, Send
 from starling.websockets import WebSocket, WebSocketDisconnect
@@ -458,3 +458,79 @@ def test_default_stack_changed_after_start_up(test_client_factory: TestClientFac
         client.get("/crash")
     app.middleware_stack = ExceptionMiddleware(_teapot_or_crash)
     assert client.get("/").status_code == 418
+
+
+async def _failing_stream() -> AsyncIterator[bytes]:
+    yield b"chunk"
+    raise RuntimeError("stream failed")
+
+
+@pytest.mark.parametrize("raise_server_exceptions", [True, False])
+def test_an_endpoints_response_failing_before_it_starts(
+    test_client_factory: TestClientFactory, raise_server_exceptions: bool
+) -> None:
+    # A response other than the plain ones is sent by its own __call__; a failure before
+    # its start message is a 500 from ServerErrorMiddleware, then re-raised.
+    class Unsendable(Response):
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            raise RuntimeError("stream failed")
+
+    async def endpoint(request: Request) -> Response:
+        return Unsendable("never sent")
+
+    app = Starling(routes=[Route("/", endpoint)])
+    client = test_client_factory(app, raise_server_exceptions=raise_server_exceptions)
+    if raise_server_exceptions:
+        with pytest.raises(RuntimeError, match="stream failed"):
+            client.get("/")
+        return
+    response = client.get("/")
+    assert (response.status_code, response.text) == (500, "Internal Server Error")
+
+
+def test_an_endpoints_streaming_response_failing_after_it_started(
+    test_client_factory: TestClientFactory,
+) -> None:
+    # Started: no 500 can follow, so the exception reaches the server (the test client).
+    seen: list[Exception] = []
+
+    async def endpoint(request: Request) -> Response:
+        return StreamingResponse(_failing_stream())
+
+    async def on_error(request: Request, exc: Exception) -> Response:
+        seen.append(exc)
+        return PlainTextResponse("not sent", status_code=500)
+
+    app = Starling(routes=[Route("/", endpoint)], exception_handlers={Exception: on_error})
+    with pytest.raises(RuntimeError, match="stream failed"):
+        test_client_factory(app).get("/")
+    assert [str(exc) for exc in seen] == ["stream failed"]
+
+
+def test_a_route_app_replaced_after_construction_is_the_one_called(
+    test_client_factory: TestClientFactory,
+) -> None:
+    async def endpoint(request: Request) -> Response:
+        return PlainTextResponse("endpoint")  # pragma: no cover (replaced below)
+
+    route = Route("/", endpoint)
+    route.app = PlainTextResponse("replacement")
+    app = Starling(routes=[route])
+    assert test_client_factory(app).get("/").text == "replacement"
+
+
+def test_a_router_with_middleware_of_its_own(test_client_factory: TestClientFactory) -> None:
+    class Tag:
+        def __init__(self, app: ASGIApp) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            scope["tagged"] = True
+            await self.app(scope, receive, send)
+
+    async def endpoint(request: Request) -> Response:
+        return PlainTextResponse(str(request.scope.get("tagged")))
+
+    app = Starling()
+    app.router = Router([Route("/", endpoint)], middleware=[Middleware(Tag)])
+    assert test_client_factory(app).get("/").text == "True"

@@ -7,13 +7,15 @@ import datetime as dt
 import json
 import os
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from http.cookies import CookieError
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from starling.background import BackgroundTask
 from starling.datastructures import URL, Headers, MutableHeaders
@@ -437,6 +439,65 @@ def test_json_errors() -> None:
         JSONResponse(object())
     with pytest.raises(UnicodeEncodeError):
         JSONResponse("\ud800")
+
+
+def _cycle() -> Any:
+    looped: dict[str, Any] = {"a": [1]}
+    looped["a"].append(looped)
+    return looped
+
+
+def _deep() -> Any:
+    deep: list[Any] = []
+    for _ in range(100_000):
+        deep = [deep]
+    return deep
+
+
+@pytest.mark.parametrize("make", [_cycle, _deep], ids=["cycle", "deep"])
+def test_json_fails_as_json_dumps_does(make: Any) -> None:
+    # A cycle is json's ValueError, a nesting too deep its RecursionError: as json.dumps.
+    content = make()
+    with pytest.raises((ValueError, RecursionError)) as expected:
+        json.dumps(content)
+    with pytest.raises(expected.type, match=re.escape(str(expected.value))):
+        JSONResponse(content)
+
+
+class _SlowPath(Response):
+    """Response with render and init_headers its own (calling Response's): no fast path."""
+
+    def render(self, content: Any) -> bytes | memoryview:
+        return super().render(content)
+
+    def init_headers(self, headers: Mapping[str, str] | None = None) -> None:
+        super().init_headers(headers)
+
+
+class _SlowJSON(JSONResponse):
+    def init_headers(self, headers: Mapping[str, str] | None = None) -> None:
+        super().init_headers(headers)
+
+
+@settings(max_examples=300)
+@given(
+    content=st.one_of(st.text(), st.binary(), st.none()),
+    status_code=st.sampled_from([200, 201, 204, 304, 100]),
+    media_type=st.sampled_from([None, "text/plain", "text/html", "application/x"]),
+    charset=st.sampled_from(["utf-8", "utf-16"]),
+)
+def test_the_fast_path_builds_what_render_and_init_headers_build(
+    content: Any, status_code: int, media_type: str | None, charset: str
+) -> None:
+    pairs: list[tuple[type[Response], type[Response]]] = [(Response, _SlowPath)]
+    if not isinstance(content, bytes):
+        pairs.append((JSONResponse, _SlowJSON))
+    for fast_class, slow_class in pairs:
+        fast_class = type("Fast", (fast_class,), {"charset": charset})
+        slow_class = type("Slow", (slow_class,), {"charset": charset})
+        fast = fast_class(content, status_code, media_type=media_type)
+        slow = slow_class(content, status_code, media_type=media_type)
+        assert (fast.body, fast.raw_headers) == (slow.body, slow.raw_headers)
 
 
 # --- Redirects ------------------------------------------------------------------------------

@@ -22,10 +22,32 @@ from starling.types import Message, Receive, Scope, Send
 
 
 class ScanRouter(Router):
-    """The reference: every route, in order, with no index."""
+    """The reference: every route asked in order, with no index and no shortcut."""
 
     def _candidates(self, scope: Scope) -> Any:
-        return self.routes
+        return self.routes  # what _slash_redirect asks
+
+    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope.setdefault("router", self)
+        found = None
+        for route in self.routes:
+            match, child_scope = route.matches(scope)
+            if match is Match.FULL:
+                found = (route, child_scope)
+                break
+            if match is Match.PARTIAL and found is None:
+                found = (route, child_scope)
+        if found is not None:
+            route, child_scope = found
+            scope.update(child_scope)
+            scope["route"] = route
+            await route.handle(scope, receive, send)
+            return
+        redirect = self._slash_redirect(scope) if self.redirect_slashes else None
+        if redirect is not None and scope["type"] == "http":
+            await redirect(scope, receive, send)
+            return
+        await self.default(scope, receive, send)
 
 
 class Echo:
@@ -464,3 +486,17 @@ def test_route_classes_the_index_cannot_vouch_for() -> None:
 def test_an_unknown_scope_type_scans_every_route() -> None:
     router = Router([route("/a")])
     assert labels(router._candidates({"type": "lifespan", "path": "/"})) == ["/a"]
+
+
+def test_a_route_with_matches_of_its_own_is_asked() -> None:
+    # Not decided by path equality alone: its own matches() has the last word.
+    def table() -> list[Any]:
+        refusing, accepting = route("/a"), route("/a")
+        refusing.matches = lambda scope: (Match.NONE, {})  # type: ignore[method-assign]
+        refusing.label, accepting.label = "refusing", "accepting"  # type: ignore[attr-defined]
+        return [refusing, accepting]
+
+    request = ("http", "GET", "/a", "", "example.com")
+    sent, changes = outcome(Router(table()), request)
+    assert changes["route"] == "accepting"
+    assert (sent, changes) == outcome(ScanRouter(table()), request)
