@@ -14,9 +14,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from inspect import getattr_static
-from itertools import chain
+from itertools import chain, takewhile
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Self, SupportsIndex
+
+from starling.convertors import (
+    FloatConvertor,
+    IntegerConvertor,
+    PathConvertor,
+    StringConvertor,
+    UUIDConvertor,
+)
 
 if TYPE_CHECKING:
     from starling.routing import BaseRoute
@@ -108,7 +116,7 @@ class _Node:
 class _TypeIndex:
     """The index of the routes that can match one scope type."""
 
-    __slots__ = ("always", "cache", "depth", "root", "static", "winners")
+    __slots__ = ("always", "cache", "decidable", "decisions", "depth", "root", "static")
 
     def __init__(self) -> None:
         self.static: dict[str, list[_Entry]] = {}
@@ -116,26 +124,38 @@ class _TypeIndex:
         self.always: list[_Entry] = []  # candidates for every path
         self.depth = 0
         self.cache: dict[str, tuple[BaseRoute, ...]] = {}
-        # path -> the route that decides it without asking its matches(): see find_winners()
-        self.winners: dict[str, BaseRoute] = {}
+        # id() of each route whose answer depends on the path and method alone (decidable())
+        self.decidable: set[int] = set()
+        # path -> (the first route matching it, its converted parameters): see remember()
+        self.decisions: dict[str, tuple[BaseRoute, dict[str, Any]]] = {}
 
-    def find_winners(self) -> None:
-        """Note each path whose first candidate is a route matching it by equality alone.
+    def remember(
+        self,
+        path: str,
+        candidates: Iterable[BaseRoute],
+        first: BaseRoute,
+        path_params: dict[str, Any],
+    ) -> None:
+        """Note that ``first`` is the first of ``candidates`` to match ``path``, when that is
+        certain to stay so: it and every candidate before it is decidable.
 
-        That is a route without parameters filed under the path itself, whose class matches
-        with Route.matches (the regex of a path without parameters matches that exact text and
-        nothing else). For such a route the router needs no regex: the route matches fully
-        when its methods allow the request's, and only then is the outcome settled without
-        asking the candidates after it.
+        Such a route matches by its regex and built-in convertors alone, so the same path
+        always gets the same answer from each: NONE for those before ``first``, and from
+        ``first`` FULL with the same converted parameters (in ``path_params``, the ones it
+        returned) when its methods allow the request's. The router then skips the matching;
+        any other request is matched in full.
         """
-        for path, entries in self.static.items():
-            first = self._lookup(path)[0]
-            if (
-                type(first).matches is ROUTE_MATCHES[0]
-                and "matches" not in getattr(first, "__dict__", {})
-                and any(route is first for _, route in entries)
-            ):
-                self.winners[path] = first
+        if len(path) > MAX_CACHED_PATH_LENGTH:
+            return
+        decidable = self.decidable
+        earlier = takewhile(lambda candidate: candidate is not first, candidates)
+        if id(first) not in decidable or not all(id(route) in decidable for route in earlier):
+            return
+        params = {name: path_params[name] for name in first.param_convertors}  # type: ignore[attr-defined]
+        decisions = self.decisions
+        if len(decisions) >= MAX_CACHED_PATHS:
+            decisions.clear()
+        decisions[path] = (first, params)
 
     def add(self, entry: _Entry, source: str | None) -> None:
         if source is None:
@@ -201,8 +221,30 @@ def literal_prefix(source: str) -> tuple[str, bool]:
 
 # What each indexable ``matches`` implementation can match: filled in by starling.routing.
 INDEXABLE: dict[Callable[..., Any], tuple[str, ...]] = {}
-# Route.matches, filled in by starling.routing: see _TypeIndex.find_winners().
+# Route.matches, filled in by starling.routing: see decidable().
 ROUTE_MATCHES: list[Callable[..., Any]] = []
+# Convertors whose convert() is a pure function of the text.
+_PURE_CONVERTORS = frozenset(
+    {StringConvertor, PathConvertor, IntegerConvertor, FloatConvertor, UUIDConvertor}
+)
+
+
+def decidable(route: BaseRoute, source: str | None) -> bool:
+    """Whether ``route`` answers a scope by its path and method alone, the same every time.
+
+    That is Route.matches (from the class, not replaced on the instance) on a regex compiled
+    from ``source`` with built-in convertors only: a convertor of the application's own may
+    answer differently from one request to the next.
+    """
+    return (
+        source is not None
+        and type(route).matches is ROUTE_MATCHES[0]
+        and "matches" not in route.__dict__
+        and all(
+            type(convertor) in _PURE_CONVERTORS
+            for convertor in route.param_convertors.values()  # type: ignore[attr-defined]
+        )
+    )
 
 
 def index_source(route: BaseRoute) -> tuple[str | None, tuple[str, ...]]:
@@ -244,7 +286,8 @@ class RouteIndex:
             source, scope_types = index_source(route)
             for scope_type in scope_types:
                 self.by_type[scope_type].add((position, route), source)
-        self.by_type[HTTP].find_winners()
+            if HTTP in scope_types and decidable(route, source):
+                self.by_type[HTTP].decidable.add(id(route))
 
     def candidates(self, scope_type: str, path: str) -> Sequence[BaseRoute]:
         """The routes to try, in order: every route for a scope type the index does not cover."""

@@ -8,7 +8,6 @@ from typing import Any, ParamSpec, TypeVar
 from starling._exception_handler import (
     HANDLERS_SCOPE_KEY,
     ResponseTracker,
-    handle_exceptions,
     respond_to_exception,
 )
 from starling.datastructures import State, URLPath
@@ -103,16 +102,42 @@ class Starling:
                         app, call = router._dispatch(scope)
                     else:
                         app = router.middleware_stack
+                request: Request | None = None
                 if call is not None:
-                    await _run_endpoint(stack, call, scope, receive, send)
-                    return
+                    # request_response's app, here: a plain response is sent from this frame,
+                    # whether it started is known here (no wrapper around `send` needed).
+                    request = Request(scope, receive, send)
+                    try:
+                        response = await call(request)
+                        if type(response) in _PLAIN_RESPONSES:
+                            start: Message | None = {
+                                "type": "http.response.start",
+                                "status": response.status_code,
+                                "headers": response.raw_headers,
+                            }
+                        else:
+                            start = None
+                    except Exception as exc:
+                        await _fail(stack, exc, scope, receive, send, False, request)
+                        return
+                    if start is None:
+                        app = response  # sent by its own __call__, as any other app below
+                    else:
+                        try:
+                            await send(start)
+                            await send({"type": "http.response.body", "body": response.body})
+                            if response.background is not None:
+                                await response.background()
+                        except Exception as exc:
+                            await _fail(stack, exc, scope, receive, send, True, request)
+                        return
                 tracker = ResponseTracker(send)
                 try:
                     try:
                         await app(scope, receive, tracker.send)
                     except Exception as exc:
                         await respond_to_exception(
-                            exc, scope, receive, tracker.send, tracker.started
+                            exc, scope, receive, tracker.send, tracker.started, request
                         )
                 except Exception as exc:
                     await stack._respond(exc, scope, receive, send, tracker.started)
@@ -152,46 +177,6 @@ class Starling:
         )
 
 
-async def _run_endpoint(
-    errors: ServerErrorMiddleware,
-    call: Callable[[Request], Any],
-    scope: Scope,
-    receive: Receive,
-    send: Send,
-) -> None:
-    """What ServerErrorMiddleware, ExceptionMiddleware and request_response's app do together
-    for a function endpoint: in one frame, the response's progress a local, not a wrapper."""
-    request: Request = Request(scope, receive, send)
-    try:
-        response = await call(request)
-        if type(response) in _PLAIN_RESPONSES:
-            start: Message | None = {
-                "type": "http.response.start",
-                "status": response.status_code,
-                "headers": response.raw_headers,
-            }
-        else:
-            start = None
-    except Exception as exc:
-        await _fail(errors, exc, scope, receive, send, False, request)
-        return
-    if start is None:
-        tracker = ResponseTracker(send)
-        try:
-            await handle_exceptions(response, scope, receive, tracker.send, request)
-        except Exception as exc:
-            await errors._respond(exc, scope, receive, send, tracker.started)
-            raise
-        return
-    try:
-        await send(start)
-        await send({"type": "http.response.body", "body": response.body})
-        if response.background is not None:
-            await response.background()
-    except Exception as exc:
-        await _fail(errors, exc, scope, receive, send, True, request)
-
-
 async def _fail(
     errors: ServerErrorMiddleware,
     exc: Exception,
@@ -201,7 +186,7 @@ async def _fail(
     started: bool,
     request: Request,
 ) -> None:
-    """``exc`` from an endpoint run by _run_endpoint: its handler's response, else a 500."""
+    """``exc`` from an endpoint run by Starling.__call__: its handler's response, else a 500."""
     tracker = ResponseTracker(send)
     tracker.started = started
     try:

@@ -220,7 +220,20 @@ class Response:
             charset = self.charset
             body: bytes | memoryview = content.encode(charset)
             self.body = body
-            self.raw_headers = _headers_for_200(len(body), self.media_type, charset)
+            # _headers_for_200(), inlined (measured: -0.05 µs)
+            length = len(body)
+            raw = [
+                _SMALL_CONTENT_LENGTHS[length]
+                if length < len(_SMALL_CONTENT_LENGTHS)
+                else (b"content-length", str(length).encode("latin-1"))
+            ]
+            media_type = self.media_type
+            if media_type is not None:
+                header = _content_types.get((media_type, charset))
+                raw.append(
+                    header if header is not None else _content_type_header(media_type, charset)
+                )
+            self.raw_headers = raw
             return
         self.body = self.render(content)
         self.init_headers(headers)

@@ -485,16 +485,18 @@ class _SlowJSON(JSONResponse):
     status_code=st.sampled_from([200, 201, 204, 304, 100]),
     media_type=st.sampled_from([None, "text/plain", "text/html", "application/x"]),
     charset=st.sampled_from(["utf-8", "utf-16"]),
+    class_media_type=st.sampled_from([None, "text/x"]),
 )
 def test_the_fast_path_builds_what_render_and_init_headers_build(
-    content: Any, status_code: int, media_type: str | None, charset: str
+    content: Any, status_code: int, media_type: str | None, charset: str, class_media_type: Any
 ) -> None:
     pairs: list[tuple[type[Response], type[Response]]] = [(Response, _SlowPath)]
     if not isinstance(content, bytes):
         pairs.append((JSONResponse, _SlowJSON))
     for fast_class, slow_class in pairs:
-        fast_class = type("Fast", (fast_class,), {"charset": charset})
-        slow_class = type("Slow", (slow_class,), {"charset": charset})
+        attributes = {"charset": charset, "media_type": class_media_type}
+        fast_class = type("Fast", (fast_class,), attributes)
+        slow_class = type("Slow", (slow_class,), attributes)
         fast = fast_class(content, status_code, media_type=media_type)
         slow = slow_class(content, status_code, media_type=media_type)
         assert (fast.body, fast.raw_headers) == (slow.body, slow.raw_headers)

@@ -279,7 +279,8 @@ def assert_same_decisions(
 ) -> None:
     indexed = Router(build(table, Router, iter(range(10**6))), redirect_slashes=redirect)
     scanned = ScanRouter(build(table, ScanRouter, iter(range(10**6))), redirect_slashes=redirect)
-    for request in requests:
+    # Twice over: the second time, each path may be answered from what the first remembered.
+    for request in requests + requests:
         assert outcome(indexed, request) == outcome(scanned, request), request
 
 
@@ -445,6 +446,17 @@ def test_lookups_are_cached_within_bounds(monkeypatch: pytest.MonkeyPatch) -> No
     assert "/a/long" not in index.by_type["http"].cache
 
 
+def test_decisions_are_remembered_within_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("starling._router_index.MAX_CACHED_PATHS", 2)
+    monkeypatch.setattr("starling._router_index.MAX_CACHED_PATH_LENGTH", 4)
+    router = Router([route("/a/{x}")])
+    for path in ["/a/1", "/a/2", "/a/3", "/a/long"]:
+        outcome(router, ("http", "GET", path, "", "h"))
+    index = router.routes.router_index  # type: ignore[attr-defined]
+    # full after two: it started again; a path over the length is never remembered
+    assert list(index.by_type["http"].decisions) == ["/a/3"]
+
+
 def test_a_convertor_may_refuse_what_its_regex_matched() -> None:
     router = Router([Route("/{value:lower}", Echo("lower")), Route("/{value}", Echo("any"))])
     assert (
@@ -489,14 +501,75 @@ def test_an_unknown_scope_type_scans_every_route() -> None:
 
 
 def test_a_route_with_matches_of_its_own_is_asked() -> None:
-    # Not decided by path equality alone: its own matches() has the last word.
+    # Not decided by the path alone: its own matches() has the last word on every request.
     def table() -> list[Any]:
-        refusing, accepting = route("/a"), route("/a")
-        refusing.matches = lambda scope: (Match.NONE, {})  # type: ignore[method-assign]
-        refusing.label, accepting.label = "refusing", "accepting"  # type: ignore[attr-defined]
-        return [refusing, accepting]
+        changing, accepting = route("/a"), route("/a")
+        calls = iter(range(10))
+
+        def matches(scope: Scope) -> tuple[Match, Scope]:
+            if next(calls) == 0:
+                return Match.NONE, {}
+            return Route.matches(changing, scope)
+
+        changing.matches = matches  # type: ignore[method-assign]
+        changing.label, accepting.label = "changing", "accepting"  # type: ignore[attr-defined]
+        return [changing, accepting]
 
     request = ("http", "GET", "/a", "", "example.com")
-    sent, changes = outcome(Router(table()), request)
-    assert changes["route"] == "accepting"
-    assert (sent, changes) == outcome(ScanRouter(table()), request)
+    indexed, scanned = Router(table()), ScanRouter(table())
+    for expected in ["accepting", "changing"]:
+        sent, changes = outcome(indexed, request)
+        assert changes["route"] == expected
+        assert (sent, changes) == outcome(scanned, request)
+
+
+def test_a_remembered_path_keeps_the_parameters_of_the_mount() -> None:
+    # The second request is answered from what the first remembered: the mount's parameters
+    # still come first, then the route's own.
+    table = [
+        Spec("mount", "/{tenant}", None, [Spec("route", "/a", None), Spec("route", "/n/{n:int}")])
+    ]
+    requests = [("http", "GET", path, "", "example.com") for path in ["/x/a", "/y/n/7"]]
+    assert_same_decisions(table, requests, redirect=True)
+    router = Router(build(table, Router, iter(range(10**6))))
+    for _ in range(2):
+        _, changes = outcome(router, requests[1])
+        assert changes["path_params"] == {"tenant": "'y'", "n": "7"}
+
+
+class Counting(Convertor[int]):
+    """A convertor of the application's own: its answer may change from call to call."""
+
+    regex = "[a-z]+"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def convert(self, value: str) -> int:
+        self.calls += 1
+        return self.calls
+
+    def to_string(self, value: int) -> str:
+        return str(value)  # pragma: no cover (url_path_for is not exercised here)
+
+
+def test_a_path_with_a_convertor_of_the_applications_own_is_matched_every_time() -> None:
+    counting = Counting()
+    CONVERTOR_TYPES["counting"] = counting
+    try:
+        router = Router([Route("/{value:counting}", Echo("counting"))])
+    finally:
+        del CONVERTOR_TYPES["counting"]
+    request = ("http", "GET", "/abc", "", "example.com")
+    seen = [outcome(router, request)[1]["path_params"] for _ in range(3)]
+    assert seen == [{"value": "1"}, {"value": "2"}, {"value": "3"}]
+
+
+def test_a_remembered_path_still_answers_405_for_another_method() -> None:
+    router = Router([Route("/a", Echo("get"), methods=["GET"])])
+    get = ("http", "GET", "/a", "", "example.com")
+    post = ("http", "POST", "/a", "", "example.com")
+    assert outcome(router, get)[1]["route"] is None  # (Echo routes carry no label)
+    sent, _ = outcome(router, post)
+    assert sent == outcome(ScanRouter([Route("/a", Echo("get"), methods=["GET"])]), post)[0]
+    assert sent[0]["status"] == 405
