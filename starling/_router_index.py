@@ -25,11 +25,14 @@ from starling.convertors import (
     StringConvertor,
     UUIDConvertor,
 )
+from starling.types import ASGIApp
 
 if TYPE_CHECKING:
     from starling.routing import BaseRoute
 
 _Entry = tuple[int, "BaseRoute"]
+# A plain Route's request_response app and its endpoint (Route._endpoint)
+Endpoint = tuple[ASGIApp, Callable[..., Any]]
 
 # The lookup cache of each index: paths longer than this are looked up every time.
 MAX_CACHED_PATHS = 1024
@@ -127,7 +130,7 @@ class _TypeIndex:
         # id() of each route whose answer depends on the path and method alone (decidable())
         self.decidable: set[int] = set()
         # path -> (the first route matching it, its converted parameters): see remember()
-        self.decisions: dict[str, tuple[BaseRoute, dict[str, Any]]] = {}
+        self.decisions: dict[str, tuple[BaseRoute, dict[str, Any], Endpoint | None]] = {}
 
     def remember(
         self,
@@ -135,6 +138,7 @@ class _TypeIndex:
         candidates: Iterable[BaseRoute],
         first: BaseRoute,
         path_params: dict[str, Any],
+        endpoint: Endpoint | None,
     ) -> None:
         """Note that ``first`` is the first of ``candidates`` to match ``path``, when that is
         certain to stay so: it and every candidate before it is decidable.
@@ -143,7 +147,8 @@ class _TypeIndex:
         always gets the same answer from each: NONE for those before ``first``, and from
         ``first`` FULL with the same converted parameters (in ``path_params``, the ones it
         returned) when its methods allow the request's. The router then skips the matching;
-        any other request is matched in full.
+        any other request is matched in full. ``endpoint`` is kept for the router too: a
+        plain Route's (request_response app, endpoint), valid while the app is still its.
         """
         if len(path) > MAX_CACHED_PATH_LENGTH:
             return
@@ -155,7 +160,7 @@ class _TypeIndex:
         decisions = self.decisions
         if len(decisions) >= MAX_CACHED_PATHS:
             decisions.clear()
-        decisions[path] = (first, params)
+        decisions[path] = (first, params, endpoint)
 
     def add(self, entry: _Entry, source: str | None) -> None:
         if source is None:

@@ -534,3 +534,17 @@ def test_a_router_with_middleware_of_its_own(test_client_factory: TestClientFact
     app = Starling()
     app.router = Router([Route("/", endpoint)], middleware=[Middleware(Tag)])
     assert test_client_factory(app).get("/").text == "True"
+
+
+def test_a_route_app_replaced_after_requests_is_the_one_called(
+    test_client_factory: TestClientFactory,
+) -> None:
+    async def endpoint(request: Request) -> Response:
+        return PlainTextResponse("endpoint")
+
+    route = Route("/", endpoint)
+    client = test_client_factory(Starling(routes=[route]))
+    assert client.get("/").text == "endpoint"
+    assert client.get("/").text == "endpoint"  # the path's routing is remembered by now
+    route.app = PlainTextResponse("replacement")
+    assert client.get("/").text == "replacement"
