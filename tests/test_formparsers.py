@@ -835,3 +835,27 @@ async def test_form_and_body_interplay() -> None:
     form = await request.form()
     assert form.multi_items() == [("a", "x")]
     assert await request.form() is form
+
+
+def test_upload_spools_are_spooled_temporary_files() -> None:
+    # The lean spool holds what the stdlib's does, and rolls over to disk the same way.
+    from tempfile import SpooledTemporaryFile
+
+    from starling.formparsers import _new_spool
+
+    stdlib = SpooledTemporaryFile(max_size=4)  # noqa: SIM115 (closed in finally, with the other)
+    spool = _new_spool(max_size=4)
+    try:
+        assert isinstance(spool, SpooledTemporaryFile)
+        assert sorted(vars(spool)) == sorted(vars(stdlib))
+        for file in (stdlib, spool):
+            file.write(b"abc")
+            assert not file._rolled  # type: ignore[attr-defined]
+            file.write(b"de")
+            assert file._rolled  # type: ignore[attr-defined]
+            file.seek(0)
+        assert spool.read() == stdlib.read() == b"abcde"
+        assert spool.mode == stdlib.mode == "rb+"
+    finally:
+        stdlib.close()
+        spool.close()

@@ -26,6 +26,7 @@ from starling.requests import (
     ClientDisconnect,
     HTTPConnection,
     Request,
+    _body_chunks,
     empty_receive,
     empty_send,
 )
@@ -1075,3 +1076,107 @@ def test_is_disconnected_after_the_response(test_client_factory: TestClientFacto
 
     assert test_client_factory(app).post("/", content="body").text == "ok"
     assert seen == [False, True]
+
+
+# --- The body's chunks without an async generator --------------------------------------------
+
+_MESSAGES = st.lists(
+    st.one_of(
+        st.builds(
+            lambda body, more: {"type": "http.request", "body": body, "more_body": more},
+            st.sampled_from([b"", b"a", b"bc"]),
+            st.booleans(),
+        ),
+        st.just({"type": "http.request"}),
+        st.just({"type": "http.disconnect"}),
+        st.just({"type": "something.else"}),
+    ),
+    max_size=6,
+)
+
+
+async def _read_all(chunks: Any) -> tuple[list[bytes], str | None]:
+    read: list[bytes] = []
+    try:
+        async for chunk in chunks:
+            read.append(chunk)
+    except (ClientDisconnect, RuntimeError) as exc:
+        return read, repr(exc)
+    return read, None
+
+
+def _request_over(messages: list[Message], cached: bytes | None, consumed: bool) -> Request:
+    queue = [*messages, {"type": "http.request", "body": b"end", "more_body": False}]
+
+    async def receive() -> Message:
+        return queue.pop(0)
+
+    request = Request({"type": "http", "headers": []}, receive)
+    if cached is not None:
+        request._body = cached
+    if consumed:
+        request._stream_consumed = True
+    return request
+
+
+@settings(max_examples=300)
+@given(
+    messages=_MESSAGES,
+    cached=st.sampled_from([None, b"", b"cached"]),
+    consumed=st.booleans(),
+)
+def test_body_chunks_are_what_stream_yields(
+    messages: list[Message], cached: bytes | None, consumed: bool
+) -> None:
+    async def compare() -> None:
+        by_stream = _request_over(messages, cached, consumed)
+        by_chunks = _request_over(messages, cached, consumed)
+        expected = await _read_all(by_stream.stream())
+        assert await _read_all(_body_chunks(by_chunks)) == expected
+        state = ("_stream_consumed", "_is_disconnected")
+        assert [getattr(by_chunks, name) for name in state] == [
+            getattr(by_stream, name) for name in state
+        ]
+
+    anyio.run(compare)
+
+
+class _RecordingRequest(Request):
+    """A Request whose class has a stream() of its own: it is what forms and body() read."""
+
+    closed: list[str] = []
+
+    async def stream(self) -> AsyncIterator[bytes]:  # type: ignore[override]
+        try:
+            async for chunk in super().stream():
+                yield chunk.upper()
+        finally:
+            self.closed.append("closed")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("content_type", "body", "expected"),
+    [
+        (b"application/x-www-form-urlencoded", b"a=b", [("A", "B")]),
+        (b"multipart/form-data; boundary=X", b"--x\r\nx\r\n", None),
+    ],
+)
+async def test_a_request_class_with_its_own_stream(
+    content_type: bytes, body: bytes, expected: Any
+) -> None:
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> Message:
+        return messages.pop(0)
+
+    _RecordingRequest.closed = []
+    request = _RecordingRequest(
+        {"type": "http", "headers": [(b"content-type", content_type)]}, receive
+    )
+    if expected is None:  # upper-cased, the boundary no longer matches: malformed
+        with pytest.raises(MultiPartException):
+            await request.form()
+    else:
+        assert list((await request.form()).multi_items()) == expected
+    assert _RecordingRequest.closed == ["closed"]
