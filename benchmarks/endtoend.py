@@ -3,7 +3,8 @@
 The three servers run at once on 127.0.0.1, pinned to one core; wrk runs pinned to another.
 Endpoints and apps are interleaved in short rounds; every response is checked before it is
 timed. Reports req/s median [min-max], p99 latency (median over rounds) and the per-round
-paired ratios starling/bare and Starlette/bare. Servers are stopped by PID.
+paired ratios starling/bare, Starlette/bare, starling/Starlette and the p99 ratio
+starling/Starlette. Servers are stopped by PID.
 
     python -m benchmarks.endtoend [--rounds 5] [--duration 3] [--connections 64]
 """
@@ -142,8 +143,10 @@ def main() -> None:
     )
     header = "| endpoint | " + " | ".join(f"{name} req/s" for name in names)
     header += " | " + " | ".join(f"{name} p99 ms" for name in names)
-    print(header + " | starling/bare | Starlette/bare | starling/Starlette |")
-    print("|---" * (2 * len(names) + 4) + "|")
+    print(
+        header + " | starling/bare | Starlette/bare | starling/Starlette | p99 starling/Starlette |"
+    )
+    print("|---" * (2 * len(names) + 5) + "|")
     for case in args.cases:
         cells = []
         for name in names:
@@ -155,6 +158,10 @@ def main() -> None:
         for a, b in (("starling", "bare"), ("starlette", "bare"), ("starling", "starlette")):
             pairs = zip(rates[(case, a)], rates[(case, b)], strict=True)
             cells.append(f"{statistics.median(x / y for x, y in pairs):.2f}x")
+        # p99 paired per round too: the rounds' conditions (load from elsewhere) differ more
+        # than the two servers under the same round do
+        pairs = zip(p99s[(case, "starling")], p99s[(case, "starlette")], strict=True)
+        cells.append(f"{statistics.median(x / y for x, y in pairs):.2f}x")
         print(f"| {case} | " + " | ".join(cells) + " |")
 
 

@@ -159,13 +159,17 @@ async def call(
     return state["status"], state["body"]
 
 
-async def timed(app: App, chunks: list[bytes], repeat: int) -> float:
-    """Seconds per request, over ``repeat`` back-to-back requests."""
+async def timed(app: App, chunks: list[bytes], min_seconds: float) -> float:
+    """Seconds per request, over back-to-back requests for at least ``min_seconds``."""
     gc.collect()
+    count = 0
     start = time.perf_counter()
-    for _ in range(repeat):
+    elapsed = 0.0
+    while elapsed < min_seconds:
         await call(app, chunks)
-    return (time.perf_counter() - start) / repeat
+        count += 1
+        elapsed = time.perf_counter() - start
+    return elapsed / count
 
 
 async def peak_memory(app: App, size: int) -> int:
@@ -182,34 +186,37 @@ async def peak_memory(app: App, size: int) -> int:
     return peak - base
 
 
-CASES: dict[str, tuple[Callable[[], bytes], str, float, bytes, int]] = {
-    # name: (body, unit, units per request, expected response, requests per sample)
-    "file-20MB": (lambda: file_body(20_000_000), "MB/s", 20.0, b"1 20000000", 3),
-    "fields-1000": (lambda: fields_body(1000), "fields/s", 1000.0, b"", 10),
-    "file-1KiB+field": (small_body, "req/s", 1.0, b"2 1029", 300),
+CASES: dict[str, tuple[Callable[[], bytes], str, float, bytes]] = {
+    # name: (body, unit, units per request, expected response)
+    "file-20MB": (lambda: file_body(20_000_000), "MB/s", 20.0, b"1 20000000"),
+    "fields-1000": (lambda: fields_body(1000), "fields/s", 1000.0, b""),
+    "file-1KiB+field": (small_body, "req/s", 1.0, b"2 1029"),
 }
+SAMPLE_SECONDS = 0.25  # each framework's share of a round
 
 
 async def main(rounds: int, quick: bool, only: str | None) -> None:
     frameworks = ["starling", "starlette"]
     apps = {name: make_app(name) for name in frameworks}
     print(f"python {sys.version.split()[0]}, {rounds} rounds, medians; ratio = paired, per round")
-    for case, (make_body, unit, units, expected, repeat) in CASES.items():
+    sample_seconds = SAMPLE_SECONDS / 5 if quick else SAMPLE_SECONDS
+    for case, (make_body, unit, units, expected) in CASES.items():
         if only is not None and only != case:
             continue
         chunks = chunked(make_body())
-        if quick:
-            repeat = max(1, repeat // 3)
         for name, app in apps.items():
             status, body = await call(app, chunks)
             assert status == 200, (name, case, status, body)
             assert not expected or body == expected, (name, case, body)
             assert body == (await call(apps["starlette"], chunks))[1], (name, case, body)
+            await timed(app, chunks, sample_seconds / 4)  # warm up
         rates: dict[str, list[float]] = {name: [] for name in frameworks}
         ratios = []
         for round_number in range(rounds):
             order = frameworks if round_number % 2 == 0 else frameworks[::-1]
-            sample = {name: units / await timed(apps[name], chunks, repeat) for name in order}
+            sample = {
+                name: units / await timed(apps[name], chunks, sample_seconds) for name in order
+            }
             for name in frameworks:
                 rates[name].append(sample[name])
             ratios.append(sample["starling"] / sample["starlette"])
@@ -228,7 +235,7 @@ async def main(rounds: int, quick: bool, only: str | None) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--quick", action="store_true", help="fewer repeats, a 50 MB upload")
     parser.add_argument("--case", help="run only this case (file-20MB, fields-1000, ...)")
     arguments = parser.parse_args()

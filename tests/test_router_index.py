@@ -573,3 +573,27 @@ def test_a_remembered_path_still_answers_405_for_another_method() -> None:
     sent, _ = outcome(router, post)
     assert sent == outcome(ScanRouter([Route("/a", Echo("get"), methods=["GET"])]), post)[0]
     assert sent[0]["status"] == 405
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_collector_is_left_as_it_was(enabled: bool) -> None:
+    # Paused while the index is built (see RouteIndex), then as the application had it.
+    import gc
+
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        seen: list[bool] = []
+
+        class Watching(dict[str, Any]):
+            def values(self) -> Any:  # read by the index for each route
+                seen.append(gc.isenabled())
+                return super().values()
+
+        watched = route("/a")
+        watched.param_convertors = Watching()
+        RouteIndex([watched])
+        assert gc.isenabled() is enabled
+        assert seen and not any(seen)
+    finally:
+        (gc.enable if was else gc.disable)()
