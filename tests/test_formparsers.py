@@ -859,3 +859,26 @@ def test_upload_spools_are_spooled_temporary_files() -> None:
     finally:
         stdlib.close()
         spool.close()
+
+
+@pytest.mark.anyio
+async def test_files_with_the_stdlib_spool(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A Python whose SpooledTemporaryFile the lean spool does not match gets the stdlib class,
+    # written and rewound through its own methods.
+    from tempfile import SpooledTemporaryFile
+
+    monkeypatch.setattr("starling.formparsers._new_spool", SpooledTemporaryFile)
+    form = await multipart_parser(part("f", b"filedata", "x.txt") + END).parse()
+    upload = form["f"]
+    assert isinstance(upload, UploadFile)
+    assert type(cast(Any, upload.file)) is SpooledTemporaryFile
+    assert await dump(form) == [("f", ("x.txt", None, 8, b"filedata"))]
+    await form.close()
+
+
+def test_the_callbacks_part_exists_before_the_first_part_begins() -> None:
+    # As in Starlette, a new parser holds an empty part for the callbacks.
+    parser = multipart_parser(END)
+    assert parser._current_part == MultipartPart()
+    parser.on_part_data(b"xy", 0, 2)
+    assert parser._current_part.data == b"xy"
