@@ -20,7 +20,7 @@ import anyio.to_thread
 from starling._formerrors import MultiPartException
 from starling._multipart import MultipartParser, parse_options_header
 from starling._urlencoded import UrlencodedParser
-from starling.datastructures import FormData, Headers, UploadFile
+from starling.datastructures import FormData, Headers, UploadFile, _form_data
 from starling.exceptions import StarletteDeprecationWarning
 
 __all__ = ["FormMessage", "FormParser", "MultiPartException", "MultiPartParser", "MultipartPart"]
@@ -174,7 +174,7 @@ class FormParser:
         finally:
             # Fields counted as each one ends, the one over max_fields included (Starlette's).
             self._current_fields = parser.field_count
-        return FormData(items)
+        return _form_data(items)
 
 
 def _write_chunks(chunks: list[tuple[UploadFile, bytes]]) -> None:
@@ -370,7 +370,7 @@ class MultiPartParser:
         except BaseException:
             await self._close_on_error()
             raise
-        return FormData(self.items)
+        return _form_data(self.items)
 
     async def _read_body(self, parser: MultipartParser) -> None:
         items = self.items

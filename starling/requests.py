@@ -22,6 +22,7 @@ from starling.datastructures import (
     QueryParams,
     State,
     UploadFile,
+    _form_data,
 )
 from starling.exceptions import HTTPException
 from starling.types import Message, Receive, Scope, Send
@@ -324,7 +325,7 @@ class Request(HTTPConnection[StateT]):
         finally:
             await _close_stream(stream)
         fields += parser.close()
-        return FormData(fields)
+        return _form_data(fields)
 
     async def close(self) -> None:
         if self._form is not None:

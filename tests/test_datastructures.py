@@ -1190,3 +1190,15 @@ def test_url_replace_hostname_with_colons(hostname: str, expected: str) -> None:
     url = URL("https://example.org:8443/path").replace(hostname=hostname, port=None)
     assert url == expected
     assert url.path == "/path"
+
+
+def test_parsers_build_form_data_as_the_constructor_does() -> None:
+    from starling.datastructures import _form_data
+
+    upload = UploadFile(io.BytesIO(b""), filename="f")
+    items: list[tuple[str, UploadFile | str]] = [("a", "1"), ("f", upload), ("a", "2")]
+    form = _form_data(items)
+    assert form == FormData(items)
+    assert form.multi_items() == items and form["a"] == "2" and form.getlist("a") == ["1", "2"]
+    items.append(("b", "3"))  # the form keeps its own list
+    assert "b" not in form and len(form.multi_items()) == 3
