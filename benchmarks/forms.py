@@ -10,9 +10,10 @@ callable is driven directly (no server, no sockets): the body arrives in 64 KiB
 - ``file-1KiB+field``: a 1 KiB file and one field, the whole request; req/s;
 - ``upload-200MB``: peak memory growth (tracemalloc) while a 200 MB upload is parsed.
 
-Every response is checked before anything is timed. Frameworks alternate within each round
-and the ratio is taken per round (paired), so a noisy, shared machine skews both sides alike;
-the medians over rounds are printed.
+Every response is checked before anything is timed. Frameworks alternate within each round,
+each running back-to-back requests for 0.25 s after a warm-up, and the ratio is taken per
+round (paired), so a noisy, shared machine skews both sides alike; the medians over rounds
+are printed. ``make bench`` runs it as ``python -m benchmarks.forms``.
 """
 
 from __future__ import annotations
