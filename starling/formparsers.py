@@ -248,6 +248,7 @@ def _spool_setup() -> tuple[dict[str, Any], Callable[..., SpooledTemporaryFile[b
 
 
 _SPOOL_ARGUMENTS, _new_spool = _spool_setup()
+_STDLIB_SPOOL = SpooledTemporaryFile
 
 
 def _close_files(files: list[SpooledTemporaryFile[bytes]]) -> None:
@@ -446,7 +447,11 @@ class MultiPartParser:
                 f"Too many files. Maximum number of files is {self.max_files}."
             )
         # Closed by FormData.close, or by parse on an error.
-        tempfile = _new_spool(max_size=self.spool_max_size)
+        # (SpooledTemporaryFile read here, not bound at import: tests patch it on this module)
+        if SpooledTemporaryFile is _STDLIB_SPOOL:
+            tempfile = _new_spool(max_size=self.spool_max_size)
+        else:
+            tempfile = SpooledTemporaryFile(max_size=self.spool_max_size)  # noqa: SIM115
         self._files_to_close_on_error.append(tempfile)
         upload = UploadFile(
             file=tempfile,  # type: ignore[arg-type]

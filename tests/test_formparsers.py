@@ -876,6 +876,23 @@ async def test_files_with_the_stdlib_spool(monkeypatch: pytest.MonkeyPatch) -> N
     await form.close()
 
 
+@pytest.mark.anyio
+async def test_a_spool_class_patched_on_the_module_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tests (Starlette's own among them) swap the class on the module to watch the files.
+    from tempfile import SpooledTemporaryFile
+
+    class Watched(SpooledTemporaryFile[bytes]):
+        pass
+
+    monkeypatch.setattr("starling.formparsers.SpooledTemporaryFile", Watched)
+    form = await multipart_parser(part("f", b"filedata", "x.txt") + END).parse()
+    upload = form["f"]
+    assert isinstance(upload, UploadFile)
+    assert type(cast(Any, upload.file)) is Watched
+    assert await dump(form) == [("f", ("x.txt", None, 8, b"filedata"))]
+    await form.close()
+
+
 def test_the_callbacks_part_exists_before_the_first_part_begins() -> None:
     # As in Starlette, a new parser holds an empty part for the callbacks.
     parser = multipart_parser(END)
