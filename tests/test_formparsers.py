@@ -6,6 +6,7 @@ import codecs
 import os
 import warnings
 from collections.abc import AsyncGenerator, Iterator
+from tempfile import SpooledTemporaryFile
 from typing import Any, cast
 
 import anyio
@@ -839,8 +840,6 @@ async def test_form_and_body_interplay() -> None:
 
 def test_upload_spools_are_spooled_temporary_files() -> None:
     # The lean spool holds what the stdlib's does, and rolls over to disk the same way.
-    from tempfile import SpooledTemporaryFile
-
     from starling.formparsers import _new_spool
 
     stdlib = SpooledTemporaryFile(max_size=4)  # noqa: SIM115 (closed in finally, with the other)
@@ -861,34 +860,29 @@ def test_upload_spools_are_spooled_temporary_files() -> None:
         spool.close()
 
 
-@pytest.mark.anyio
-async def test_files_with_the_stdlib_spool(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A Python whose SpooledTemporaryFile the lean spool does not match gets the stdlib class,
-    # written and rewound through its own methods.
-    from tempfile import SpooledTemporaryFile
-
-    monkeypatch.setattr("starling.formparsers._new_spool", SpooledTemporaryFile)
-    form = await multipart_parser(part("f", b"filedata", "x.txt") + END).parse()
-    upload = form["f"]
-    assert isinstance(upload, UploadFile)
-    assert type(cast(Any, upload.file)) is SpooledTemporaryFile
-    assert await dump(form) == [("f", ("x.txt", None, 8, b"filedata"))]
-    await form.close()
+class _Watched(SpooledTemporaryFile[bytes]):
+    pass
 
 
 @pytest.mark.anyio
-async def test_a_spool_class_patched_on_the_module_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Tests (Starlette's own among them) swap the class on the module to watch the files.
-    from tempfile import SpooledTemporaryFile
-
-    class Watched(SpooledTemporaryFile[bytes]):
-        pass
-
-    monkeypatch.setattr("starling.formparsers.SpooledTemporaryFile", Watched)
+@pytest.mark.parametrize(
+    ("patched", "expected"),
+    [
+        # a Python whose SpooledTemporaryFile the lean spool does not match: the stdlib class,
+        # written and rewound through its own methods
+        ("_new_spool", SpooledTemporaryFile),
+        # tests (Starlette's own among them) swap the class on the module to watch the files
+        ("SpooledTemporaryFile", _Watched),
+    ],
+)
+async def test_the_spool_class_in_use(
+    monkeypatch: pytest.MonkeyPatch, patched: str, expected: type[Any]
+) -> None:
+    monkeypatch.setattr(f"starling.formparsers.{patched}", expected)
     form = await multipart_parser(part("f", b"filedata", "x.txt") + END).parse()
     upload = form["f"]
     assert isinstance(upload, UploadFile)
-    assert type(cast(Any, upload.file)) is Watched
+    assert type(cast(Any, upload.file)) is expected
     assert await dump(form) == [("f", ("x.txt", None, 8, b"filedata"))]
     await form.close()
 

@@ -1105,8 +1105,11 @@ async def _read_all(chunks: Any) -> tuple[list[bytes], str | None]:
     return read, None
 
 
+_END: Message = {"type": "http.request", "body": b"end", "more_body": False}
+
+
 def _request_over(messages: list[Message], cached: bytes | None, consumed: bool) -> Request:
-    queue = [*messages, {"type": "http.request", "body": b"end", "more_body": False}]
+    queue = [*messages, _END]
 
     async def receive() -> Message:
         return queue.pop(0)
@@ -1119,26 +1122,45 @@ def _request_over(messages: list[Message], cached: bytes | None, consumed: bool)
     return request
 
 
+def _expected_reading(
+    messages: list[Message], cached: bytes | None, consumed: bool
+) -> tuple[list[bytes], str | None, list[bool]]:
+    """What reading the body gives, from the messages alone: chunks, error, final flags."""
+    if cached is not None:
+        return [cached, b""], None, [consumed, False]
+    if consumed:
+        return [], repr(RuntimeError("Stream consumed")), [True, False]
+    read: list[bytes] = []
+    for message in [*messages, _END]:
+        if message["type"] == "http.request":
+            if message.get("body", b""):
+                read.append(message["body"])
+            if not message.get("more_body", False):
+                return [*read, b""], None, [True, False]
+        elif message["type"] == "http.disconnect":
+            return read, repr(ClientDisconnect()), [False, True]
+    raise AssertionError("unreachable: the last message ends the body")  # pragma: no cover
+
+
 @settings(max_examples=300)
 @given(
     messages=_MESSAGES,
     cached=st.sampled_from([None, b"", b"cached"]),
     consumed=st.booleans(),
+    reader=st.sampled_from(["stream", "chunks"]),
 )
-def test_body_chunks_are_what_stream_yields(
-    messages: list[Message], cached: bytes | None, consumed: bool
+def test_reading_the_body_chunk_by_chunk(
+    messages: list[Message], cached: bytes | None, consumed: bool, reader: str
 ) -> None:
-    async def compare() -> None:
-        by_stream = _request_over(messages, cached, consumed)
-        by_chunks = _request_over(messages, cached, consumed)
-        expected = await _read_all(by_stream.stream())
-        assert await _read_all(_body_chunks(by_chunks)) == expected
-        state = ("_stream_consumed", "_is_disconnected")
-        assert [getattr(by_chunks, name) for name in state] == [
-            getattr(by_stream, name) for name in state
-        ]
+    # Request.stream() and the async iterator that body() and forms read (_body_chunks).
+    async def read() -> None:
+        request = _request_over(messages, cached, consumed)
+        chunks = request.stream() if reader == "stream" else _body_chunks(request)
+        read, error = await _read_all(chunks)
+        flags = [request._stream_consumed, request._is_disconnected]
+        assert (read, error, flags) == _expected_reading(messages, cached, consumed)
 
-    anyio.run(compare)
+    anyio.run(read)
 
 
 class _RecordingRequest(Request):
