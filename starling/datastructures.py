@@ -10,6 +10,8 @@ from operator import itemgetter
 from typing import Any, BinaryIO, Literal, NamedTuple, TypeVar, cast, overload
 from urllib.parse import SplitResult, urlencode, urlsplit
 
+from starling._headers import header_name as _header_name
+from starling._headers import header_value as _header_value
 from starling._urlparse import host_header, parse_query, scope_path, scope_query, server_netloc
 from starling.concurrency import run_in_threadpool
 from starling.types import Scope
@@ -624,8 +626,8 @@ class MutableHeaders(Headers):
 
     def __setitem__(self, key: str, value: str) -> None:
         """Set the header ``key`` to ``value``, replacing every existing value of it."""
-        set_key = key.lower().encode("latin-1")
-        set_value = value.encode("latin-1")
+        set_key = _header_name(key)
+        set_value = _header_value(value)
         found = [index for index, (item_key, _) in enumerate(self._list) if item_key == set_key]
         for index in reversed(found[1:]):
             del self._list[index]
@@ -658,11 +660,11 @@ class MutableHeaders(Headers):
 
     def setdefault(self, key: str, value: str) -> str:
         """Return the first value of ``key``, adding ``key: value`` first when it is missing."""
-        set_key = key.lower().encode("latin-1")
+        set_key = _header_name(key)
         for item_key, item_value in self._list:
             if item_key == set_key:
                 return item_value.decode("latin-1")
-        self._list.append((set_key, value.encode("latin-1")))
+        self._list.append((set_key, _header_value(value)))
         return value
 
     def update(self, other: Mapping[str, str]) -> None:
@@ -671,7 +673,7 @@ class MutableHeaders(Headers):
 
     def append(self, key: str, value: str) -> None:
         """Add a header, keeping any existing values of it."""
-        self._list.append((key.lower().encode("latin-1"), value.encode("latin-1")))
+        self._list.append((_header_name(key), _header_value(value)))
 
     def add_vary_header(self, vary: str) -> None:
         existing = self.getlist("vary")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import stat
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -20,6 +19,8 @@ import anyio
 import anyio.to_thread
 
 from starling._cookie_header import build_set_cookie
+from starling._headers import header_name as _header_name
+from starling._headers import header_value as _header_value
 from starling._ranges import MAX_RANGES, multipart_closing, parse_range_header
 from starling._ranges import MalformedRangeHeader as MalformedRangeHeader  # public here
 from starling._ranges import RangeNotSatisfiable as RangeNotSatisfiable  # public here
@@ -39,30 +40,9 @@ SyncContentStream = Iterable[Content]
 AsyncContentStream = AsyncIterable[Content]
 ContentStream = AsyncContentStream | SyncContentStream
 
-# RFC 9110 §5.1 field-name = token (names are lower-cased before the check).
-_is_header_name = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+").fullmatch
-# RFC 9110 §5.5 field-value: no control characters but HTAB. APPSEC: CR/LF would split the header.
-_find_control_char = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]").search
-
-
-def _header_value(value: str) -> bytes:
-    encoded = value.encode("latin-1")
-    # PERF: str.isprintable() is a C fast path; it is False for tab and for non-ASCII spaces,
-    # which are valid, so the regex has the last word
-    if not value.isprintable() and _find_control_char(encoded):
-        raise ValueError(f"Invalid HTTP header value {value!r}: control characters are not allowed")
-    return encoded
-
 
 def _encode_headers(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
-    raw = []
-    for key, value in headers.items():
-        name = key.lower().encode("latin-1")
-        # PERF: most names are letters, digits and dashes; the regex checks the rest
-        if not (name.replace(b"-", b"").isalnum() or _is_header_name(name)):
-            raise ValueError(f"Invalid HTTP header name {key!r}")
-        raw.append((name, _header_value(value)))
-    return raw
+    return [(_header_name(key), _header_value(value)) for key, value in headers.items()]
 
 
 # (media_type, charset) -> Content-Type header. The keys come from application code, not from

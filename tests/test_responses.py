@@ -207,6 +207,29 @@ def test_tab_is_allowed_in_header_values() -> None:
     assert Response("x", headers={"X": "a\tb"}).raw_headers[0] == (b"x", b"a\tb")
 
 
+@pytest.mark.parametrize("value", ["a\r\nSet-Cookie: x=1", "a\nb", "a\rb", "a\x00b", "a\x7f"])
+@pytest.mark.parametrize("how", ["setitem", "setdefault", "append", "update"])
+def test_headers_set_later_are_checked_too(value: str, how: str) -> None:
+    """APPSEC: response.headers[...] and friends refuse what the constructor refuses."""
+    response = Response("x")
+    before = list(response.raw_headers)
+    headers = response.headers
+    with pytest.raises(ValueError, match="Invalid HTTP header value"):
+        if how == "setitem":
+            headers["X"] = value
+        elif how == "setdefault":
+            headers.setdefault("X", value)
+        elif how == "append":
+            headers.append("X", value)
+        else:
+            headers.update({"X": value})
+    with pytest.raises(ValueError, match="Invalid HTTP header name"):
+        headers["a b"] = "fine"
+    assert response.raw_headers == before
+    headers["X-Ok"] = "a\tb \u00e9"
+    assert response.raw_headers[-1] == (b"x-ok", b"a\tb \xe9")
+
+
 @pytest.mark.parametrize("name", ["X\r\n", "a b", "a:b", "", "a\x00", "\u00e9"])
 def test_invalid_header_names_are_refused(name: str) -> None:
     with pytest.raises(ValueError, match="Invalid HTTP header name"):
