@@ -203,7 +203,7 @@ class Response:
             charset = self.charset
             body: bytes | memoryview = content.encode(charset)
             self.body = body
-            # _headers_for_200(), inlined (measured: -0.05 µs)
+            # _headers_for_200(), inlined (measured: -0.08 µs of ~2.6 µs per hello request)
             length = len(body)
             raw = [
                 _SMALL_CONTENT_LENGTHS[length]
