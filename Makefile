@@ -11,7 +11,7 @@ CODE := $(wildcard starling tests benchmarks examples scripts)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[full,standard,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[full,standard,compress,redis,crypto,dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)

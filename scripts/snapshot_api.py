@@ -4,6 +4,11 @@ Run it in an environment where the reference Starlette is installed (never starl
 
     python scripts/snapshot_api.py > tests/api_snapshot.json
 
+starling's own modules (and the names it adds to Starlette's) are pinned the same way, one file
+per module, by tests/test_api_surface_beyond.py:
+
+    python scripts/snapshot_api.py --beyond sse > tests/api_snapshots/sse.json
+
 Only names and signatures are recorded: a public name is any module attribute not starting
 with an underscore that is defined in that module (or, for the private modules FastAPI reads,
 the few names it imports).
@@ -103,23 +108,50 @@ def describe(obj: Any) -> dict[str, Any]:
     return {"kind": "other"}
 
 
+def describe_module(module: Any, short: str) -> dict[str, Any]:
+    """Every public name defined in ``module`` (``short`` is its name below the package)."""
+    names: dict[str, Any] = {}
+    for name, obj in vars(module).items():
+        if name.startswith("_"):
+            continue
+        if inspect.ismodule(obj) or name == "TYPE_CHECKING":
+            continue
+        defined_in = getattr(obj, "__module__", None)
+        # type aliases (Scope, Receive, ...) are generic-alias instances, not classes
+        alias = short == "types" and not inspect.isclass(obj) and name not in ("Any",)
+        if defined_in is not None and defined_in != module.__name__ and not alias:
+            continue
+        names[name] = describe(obj)
+    return names
+
+
+def describe_beyond(short: str, starlette_snapshot: dict[str, Any]) -> dict[str, Any]:
+    """starling's own names in ``starling.<short>``: what Starlette's snapshot does not hold.
+
+    A module Starlette lacks (``sse``, ``middleware.csrf``) is described whole; a Starlette
+    module starling extends (``testclient`` with ``AsyncTestClient``) only by its extra names.
+    """
+    module = importlib.import_module(f"starling.{short}")
+    known = starlette_snapshot.get(short, {})
+    return {
+        name: info for name, info in describe_module(module, short).items() if name not in known
+    }
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--beyond"]:
+        # python scripts/snapshot_api.py --beyond sse > tests/api_snapshots/sse.json
+        with open(os.path.join(os.path.dirname(__file__), "..", "tests", "api_snapshot.json")) as f:
+            starlette_snapshot = json.load(f)
+        json.dump(
+            describe_beyond(sys.argv[2], starlette_snapshot), sys.stdout, indent=1, sort_keys=True
+        )
+        sys.stdout.write("\n")
+        return
     result: dict[str, Any] = {}
     for short in MODULES:
         module = importlib.import_module(f"starlette.{short}")
-        names: dict[str, Any] = {}
-        for name, obj in vars(module).items():
-            if name.startswith("_"):
-                continue
-            if inspect.ismodule(obj) or name == "TYPE_CHECKING":
-                continue
-            defined_in = getattr(obj, "__module__", None)
-            # type aliases (Scope, Receive, ...) are generic-alias instances, not classes
-            alias = short == "types" and not inspect.isclass(obj) and name not in ("Any",)
-            if defined_in is not None and defined_in != module.__name__ and not alias:
-                continue
-            names[name] = describe(obj)
-        result[short] = names
+        result[short] = describe_module(module, short)
     for short, wanted in PRIVATE_NAMES.items():
         module = importlib.import_module(f"starlette.{short}")
         result[short] = {name: describe(getattr(module, name)) for name in wanted}

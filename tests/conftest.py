@@ -44,3 +44,7 @@ def test_client_factory(
 ) -> TestClientFactory:
     name, options = anyio_backend
     return functools.partial(TestClient, backend=name, backend_options=options)  # type: ignore[arg-type]
+
+
+# The real Redis server fixtures (redis_url, redis_server_factory): see tests/_redis_server.py.
+pytest_plugins = ["tests._redis_server"]

@@ -48,7 +48,7 @@ def available_starling_modules() -> list[str]:
 
 def test_starlette_is_starling() -> None:
     compat.alias_starlette()
-    import starlette  # type: ignore[import-not-found]
+    import starlette
 
     # the package reports the Starlette API version it stands for (libraries gate on it) ...
     assert starlette.__version__ == compat.STARLETTE_API_VERSION == "1.10.0"
@@ -75,7 +75,7 @@ def test_module_imported_after_aliasing() -> None:
     # Forget starling.status under both names: the next import finds it through the alias.
     sys.modules.pop("starling.status", None)
     sys.modules.pop("starlette.status", None)
-    import starlette.status  # type: ignore[import-not-found]
+    import starlette.status
 
     assert starlette.status is sys.modules["starling.status"]
     assert starlette.status.HTTP_200_OK == 200
@@ -88,7 +88,7 @@ def test_nested_module_imported_after_aliasing() -> None:
     compat.alias_starlette()
     sys.modules.pop("starling.middleware.errors", None)
     sys.modules.pop("starlette.middleware.errors", None)
-    from starlette.middleware.errors import (  # type: ignore[import-not-found]
+    from starlette.middleware.errors import (
         ServerErrorMiddleware,
     )
 
@@ -99,7 +99,7 @@ def test_nested_module_imported_after_aliasing() -> None:
 
 def test_private_modules_are_aliased_too() -> None:
     compat.alias_starlette()
-    from starlette._utils import get_route_path  # type: ignore[import-not-found]
+    from starlette._utils import get_route_path
 
     from starling import _utils
 
