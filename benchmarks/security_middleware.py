@@ -25,14 +25,13 @@ from typing import Any
 from starling.middleware.csrf import CSRFMiddleware
 from starling.middleware.proxy_headers import ProxyHeadersMiddleware
 from starling.middleware.security import ContentSecurityPolicy, SecurityHeadersMiddleware
+from starling.types import Message, Receive, Scope, Send
 
-Message = dict[str, Any]
-Scope = dict[str, Any]
 App = Callable[..., Any]
 SECRET = "benchmark-secret-benchmark-secret"
 
 
-async def bare_app(scope: Scope, receive: Any, send: Any) -> None:
+async def bare_app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "http" and scope["method"] == "POST":
         await receive()
     await send(
@@ -98,7 +97,8 @@ class Case:
 def _set_cookie(sent: list[Message], name: bytes) -> str:
     for key, value in sent[0]["headers"]:
         if key == b"set-cookie" and value.startswith(name + b"="):
-            return value.split(b";", 1)[0].split(b"=", 1)[1].decode()
+            cookie: str = value.split(b";", 1)[0].split(b"=", 1)[1].decode()
+            return cookie
     raise AssertionError("no cookie was set")
 
 
@@ -111,7 +111,7 @@ def proxy_cases() -> list[Case]:
     try:
         from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware as UvicornProxy
 
-        uvicorn_app = UvicornProxy(bare_app, trusted_hosts=["127.0.0.1", "10.0.0.0/8"])
+        uvicorn_app = UvicornProxy(bare_app, trusted_hosts=["127.0.0.1", "10.0.0.0/8"])  # type: ignore[arg-type]
         others.append(("uvicorn", uvicorn_app))
     except ImportError:  # the plugin is not installed here
         pass
@@ -129,8 +129,8 @@ def security_cases() -> list[Case]:
     scope = make_scope()
     others: list[Contender] = []
     try:
-        import secure
-        from secure.middleware import SecureASGIMiddleware
+        import secure  # type: ignore[import-not-found]
+        from secure.middleware import SecureASGIMiddleware  # type: ignore[import-not-found]
 
         policy = secure.Secure.with_default_headers()
         others.append(Contender("secure", SecureASGIMiddleware(bare_app, secure=policy), scope))
@@ -166,7 +166,9 @@ async def csrf_cases() -> list[Case]:
     get_others: list[Contender] = []
     post_others: list[Contender] = []
     try:
-        from starlette_csrf import CSRFMiddleware as StarletteCSRF
+        from starlette_csrf import (  # type: ignore[import-not-found]
+            CSRFMiddleware as StarletteCSRF,
+        )
 
         theirs = StarletteCSRF(bare_app, SECRET)
         their_cookie = _set_cookie(await run(theirs, make_scope()), b"csrftoken")

@@ -239,7 +239,7 @@ class _Changes:
         else:
             return
         name, number = parsed
-        if port is not None and _PORT.fullmatch(port) is not None and int(port) <= 65535:
+        if port is not None and _PORT.fullmatch(port) is not None and 0 < int(port) <= 65535:
             number = int(port)
         elif host is None:
             return  # only a port was forwarded, and it is not one

@@ -6,8 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import anyio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from starling.applications import Starling
 from starling.middleware import Middleware
@@ -336,7 +340,7 @@ async def test_hostile_hosts_never_change_the_authority(host: bytes) -> None:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize(
-    "port", [b"99999", b"-1", b"80a", b"", b"1e3", b"\xd9\xa1", b"0x50", b"123456"]
+    "port", [b"99999", b"-1", b"80a", b"", b"1e3", b"\xd9\xa1", b"0x50", b"123456", b"0", b"00"]
 )
 async def test_hostile_ports_are_ignored(port: bytes) -> None:
     url, _ = await url_and_client([(b"x-forwarded-port", port)])
@@ -541,3 +545,38 @@ def test_the_docs_example_does_what_the_docs_say(test_client_factory: TestClient
     )
     documented = page.split("```console\n")[1].split("```")[0].splitlines()[-1]
     assert response.json() == json.loads(documented)
+
+
+HEADER_TEXT = st.text(st.characters(codec="latin-1"), max_size=40) | st.sampled_from(
+    ["https", "example.com", "[::1]:8443", "1.2.3.4", "/prefix", "for=1.2.3.4;proto=https", "443"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                b"forwarded",
+                b"x-forwarded-for",
+                b"x-forwarded-proto",
+                b"x-forwarded-host",
+                b"x-forwarded-port",
+                b"x-forwarded-prefix",
+            ]
+        ),
+        HEADER_TEXT,
+    )
+)
+def test_any_header_values_give_a_valid_url(headers: dict[bytes, str]) -> None:
+    """Whatever a trusted proxy passes on: no exception, and request.url is one URL whose
+    authority is either the original or a valid host that was sent."""
+    raw = [(name, value.encode("latin-1")) for name, value in headers.items()]
+    scope, _ = anyio.run(drive, None, raw)
+    url = Request(scope).url
+    assert url.scheme in ("http", "https")
+    reparsed = urlsplit(str(url))
+    assert (reparsed.scheme, reparsed.netloc, reparsed.path) == (url.scheme, url.netloc, url.path)
+    if url.hostname != "internal":
+        assert any(url.hostname and url.hostname in value.lower() for value in headers.values())
+    assert scope["path"].endswith("/") and not scope["root_path"].endswith("/")
