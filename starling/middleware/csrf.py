@@ -298,15 +298,15 @@ class _RequestHeaders:
             if name == b"cookie":
                 cookies.append(value.decode("latin-1"))
             elif name == b"sec-fetch-site" and self.fetch_site is None:
-                self.fetch_site = value.decode("latin-1").strip().lower()
+                self.fetch_site = value.decode("latin-1").strip(" \t").lower()
             elif name == b"origin" and self.origin is None:
-                self.origin = value.decode("latin-1").strip()
+                self.origin = value.decode("latin-1").strip(" \t")
             elif name == b"host" and not self.host:
                 self.host = value.decode("latin-1")
             elif name == b"content-type" and not self.content_type:
                 self.content_type = value.decode("latin-1")
             elif name == token_header and self.token is None:
-                self.token = value.decode("latin-1").strip()
+                self.token = value.decode("latin-1").strip(" \t")
         if cookies:
             self.cookie = "; ".join(cookies)
 

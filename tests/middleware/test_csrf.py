@@ -10,7 +10,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from starling._csrf import cookie_value, derive_key, mask, new_secret
 from starling.applications import Starling
@@ -736,3 +739,29 @@ def test_the_docs_example_does_what_the_docs_say(test_client_factory: TestClient
         "/", data={"comment": "hi"}, headers={"origin": "https://evil.example"}
     )
     assert forged.status_code == 403
+
+
+CSRF_TEXT = st.text(st.characters(codec="latin-1"), max_size=100) | st.sampled_from(
+    ["same-origin", "cross-site", "none", "null", "http://testserver", "csrftoken=x", ""]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from([b"sec-fetch-site", b"origin", b"cookie", b"x-csrftoken", b"content-type"]),
+        CSRF_TEXT,
+    ),
+    st.binary(max_size=200),
+)
+def test_no_forged_request_gets_through(headers: dict[bytes, str], body: bytes) -> None:
+    """Without a real cookie and token, whatever the headers and body: a 403 unless the
+    browser itself said same-origin, and never an exception."""
+    raw = [
+        (b"host", b"testserver"),
+        *((name, value.encode("latin-1")) for name, value in headers.items()),
+    ]
+    sent = anyio.run(call, CSRFMiddleware(upload_app, SECRET), raw, chunks_of(body, 50))
+    site = headers.get(b"sec-fetch-site", "").strip(" \t").lower()
+    expected = 200 if b"sec-fetch-site" in headers and site in ("same-origin", "none") else 403
+    assert sent[0]["status"] == expected
