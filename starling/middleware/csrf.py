@@ -354,7 +354,7 @@ def _trusted_origin(origin: str) -> str:
     return key
 
 
-def csrf_input(request: HTTPConnection) -> Any:
+def csrf_input(request: HTTPConnection) -> str:
     """A hidden form field carrying this request's CSRF token, ready for a template:
     ``{{ csrf_input(request) }}`` (marked safe for Jinja2's autoescaping)."""
     state = request.scope.get("state", {})
