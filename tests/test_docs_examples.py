@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.types import TestClientFactory
 
 DOCS = Path(__file__).parent.parent / "docs"
@@ -33,3 +35,8 @@ def test_uploads_example(test_client_factory: TestClientFactory) -> None:
         response = client.post("/avatar", files=too_big)
         assert response.status_code == 413
         assert "max_file_size" in response.text
+
+
+@pytest.mark.anyio
+async def test_testing_example() -> None:
+    await run_block("testing.md")["test_app"]()
