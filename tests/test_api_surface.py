@@ -43,6 +43,10 @@ DIFFERENCES: dict[tuple[str, str], str] = {
 ADDED_PARAMETERS: dict[tuple[str, str, str], tuple[str, ...]] = {
     # per-call upload limits beyond Starlette's (docs/uploads.md)
     ("requests", "Request", "form"): ("max_file_size", "spool_max_size"),
+    # an endpoint cancelled when its client disconnects, opt-in (docs/cancel_on_disconnect.md)
+    ("routing", "Route", "__init__"): ("cancel_on_disconnect",),
+    ("routing", "Router", "__init__"): ("cancel_on_disconnect",),
+    ("applications", "Starlette", "__init__"): ("cancel_on_disconnect",),
 }
 
 

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from tests.types import TestClientFactory
@@ -40,3 +41,27 @@ def test_uploads_example(test_client_factory: TestClientFactory) -> None:
 @pytest.mark.anyio
 async def test_testing_example() -> None:
     await run_block("testing.md")["test_app"]()
+
+
+@pytest.mark.anyio
+async def test_cancel_on_disconnect_example() -> None:
+    namespace = run_block("cancel_on_disconnect.md")
+    sent: list[Any] = []
+    gone = anyio.Event()
+
+    async def receive() -> Any:
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: Any) -> None:
+        sent.append(message)  # pragma: no cover (nothing is sent)
+
+    scope: dict[str, Any] = {"type": "http", "method": "GET", "path": "/report", "headers": []}
+    scope.update(query_string=b"", root_path="", scheme="http", server=("test", 80))
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(namespace["app"], scope, receive, send)
+            await anyio.wait_all_tasks_blocked()
+            gone.set()  # the client leaves well before the 30 s query ends
+    assert namespace["log"] == ["report: cleaned up"]
+    assert sent == []
