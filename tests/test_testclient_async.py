@@ -525,3 +525,27 @@ async def test_debug_info_and_trailers() -> None:
     assert response.content == b"body"
     assert (response.template, response.context) == ("t.html", 1)  # type: ignore[attr-defined]
     assert response.extensions["http.response.trailers"] == [(b"x-sum", b"1")]
+
+
+# --- as a fixture, the usual way to share one ------------------------------------------------
+
+
+@pytest.fixture
+async def entered_client() -> AsyncIterator[AsyncTestClient]:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starling) -> AsyncIterator[dict[str, Any]]:
+        yield {"greeting": "from the fixture"}
+
+    async def endpoint(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(request.state.greeting)
+
+    app = Starling(routes=[Route("/", endpoint), WebSocketRoute("/ws", echo)], lifespan=lifespan)
+    async with AsyncTestClient(app) as client:
+        yield client
+
+
+async def test_an_entered_client_from_a_fixture(entered_client: AsyncTestClient) -> None:
+    assert (await entered_client.get("/")).text == "from the fixture"
+    async with entered_client.websocket_connect("/ws", subprotocols=["chat"]) as ws:
+        await ws.send_text("hi")
+        assert await ws.receive_text() == "HI"
