@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar
 
+from starling._cancel_on_disconnect import CancelOnDisconnect
 from starling._exception_handler import (
     HANDLERS_SCOPE_KEY,
     ResponseTracker,
@@ -17,7 +18,7 @@ from starling.middleware.errors import ServerErrorMiddleware
 from starling.middleware.exceptions import ExceptionMiddleware
 from starling.requests import Request
 from starling.responses import Response
-from starling.routing import _PLAIN_RESPONSES, BaseRoute, Router
+from starling.routing import _PLAIN_RESPONSES, BaseRoute, Router, _check_cancel_option
 from starling.types import ASGIApp, ExceptionHandler, Lifespan, Message, Receive, Scope, Send
 
 AppType = TypeVar("AppType", bound="Starling")
@@ -40,11 +41,15 @@ class Starling:
         lifespan: Lifespan[AppType] | None = None,
         *,
         max_body_size: int | None = None,
+        cancel_on_disconnect: bool = False,
     ) -> None:
         self.debug = debug
         self.state = State()
         self.router = Router(routes, lifespan=lifespan)
         self.max_body_size = max_body_size
+        # The default for the app's routes (a Route's own True or False wins); the watch wraps
+        # the whole stack, so no middleware sends anything once the client has gone.
+        self.cancel_on_disconnect = _check_cancel_option(cancel_on_disconnect, "Starling", False)
         self.exception_handlers = {} if exception_handlers is None else dict(exception_handlers)
         self.user_middleware = [] if middleware is None else list(middleware)
         self.middleware_stack: ASGIApp | None = None
@@ -68,6 +73,8 @@ class Starling:
         app: ASGIApp = self.router
         for cls, args, kwargs in reversed(middleware):
             app = cls(app, *args, **kwargs)
+        if self.cancel_on_disconnect:
+            app = CancelOnDisconnect(app)
         return app
 
     @property

@@ -19,6 +19,7 @@ from re import Pattern
 from typing import Any, Literal
 
 from starling import _router_index
+from starling._cancel_on_disconnect import CancelOnDisconnect
 from starling._exception_handler import handle_exceptions, respond_to_exception
 from starling._router_index import HTTP, INDEXABLE, WEBSOCKET, RouteIndex, RouteList
 from starling._routing_lifespan import lifespan_context_for
@@ -326,15 +327,28 @@ def _match_params(
 
 
 def _wrap_middleware(
-    app: ASGIApp, middleware: Sequence[Middleware] | None, max_body_size: int | None
+    app: ASGIApp,
+    middleware: Sequence[Middleware] | None,
+    max_body_size: int | None,
+    cancel_on_disconnect: bool | None = False,
 ) -> ASGIApp:
-    """``app`` inside ``middleware`` (first listed is outermost), inside the body limit."""
+    """``app`` inside ``middleware`` (first listed is outermost), inside the body limit, inside
+    the disconnect watch (outermost: nothing inside it sends once the client has gone)."""
     if middleware is not None:
         for cls, args, kwargs in reversed(middleware):
             app = cls(app, *args, **kwargs)
     if max_body_size is not None:
         app = RequestBodyLimitMiddleware(app, max_body_size)
+    if cancel_on_disconnect:
+        app = CancelOnDisconnect(app)
     return app
+
+
+def _check_cancel_option(value: Any, owner: str, none_allowed: bool) -> Any:
+    if type(value) is bool or (value is None and none_allowed):
+        return value
+    allowed = "True, False or None" if none_allowed else "True or False"
+    raise TypeError(f"{owner}(cancel_on_disconnect=...) takes {allowed}, not {value!r}.")
 
 
 def _is_endpoint_function(endpoint: Any) -> bool:
@@ -427,12 +441,15 @@ class Route(BaseRoute):
         include_in_schema: bool = True,
         middleware: Sequence[Middleware] | None = None,
         max_body_size: int | None = None,
+        cancel_on_disconnect: bool | None = None,
     ) -> None:
         assert path.startswith("/"), "Routed paths must start with '/'"
         self.path = path
         self.endpoint = endpoint
         self.name = get_name(endpoint) if name is None else name
         self.include_in_schema = include_in_schema
+        # None: the default of the Router or Starling app (docs/cancel_on_disconnect.md)
+        self.cancel_on_disconnect = _check_cancel_option(cancel_on_disconnect, "Route", True)
 
         self.app: ASGIApp
         if _is_endpoint_function(endpoint):
@@ -441,13 +458,13 @@ class Route(BaseRoute):
             self.app = _endpoint_app(call)
             if methods is None:
                 methods = ["GET"]
-            if middleware is None and max_body_size is None:
+            if middleware is None and max_body_size is None and not cancel_on_disconnect:
                 # Starling.__call__ runs `call` itself while `self.app` is still this app.
                 self._endpoint = (self.app, call)
         else:
             # Endpoint is a class or callable object: treat it as an ASGI app.
             self.app = endpoint
-        self.app = _wrap_middleware(self.app, middleware, max_body_size)
+        self.app = _wrap_middleware(self.app, middleware, max_body_size, cancel_on_disconnect)
 
         self.methods: set[str] | None
         if methods is None:
@@ -763,6 +780,7 @@ class Router:
         *,
         middleware: Sequence[Middleware] | None = None,
         max_body_size: int | None = None,
+        cancel_on_disconnect: bool = False,
     ) -> None:
         # A plain list: FastAPI and users append to it after construction.
         # A plain list (FastAPI and users append to it after construction) that drops the
@@ -772,7 +790,11 @@ class Router:
         self.redirect_slashes = redirect_slashes
         self.default = self.not_found if default is None else default
         self.lifespan_context = lifespan_context_for(self, lifespan)
-        self.middleware_stack = _wrap_middleware(self.app, middleware, max_body_size)
+        # The default for its routes (a Route's own True or False wins).
+        self.cancel_on_disconnect = _check_cancel_option(cancel_on_disconnect, "Router", False)
+        self.middleware_stack = _wrap_middleware(
+            self.app, middleware, max_body_size, cancel_on_disconnect
+        )
         # Starling.__call__ routes itself (Router._dispatch) while the stack is still this.
         self._bare_stack = self.middleware_stack if self.middleware_stack == self.app else None
 
