@@ -106,7 +106,8 @@ class RateLimit:
         key: KeyFunction | None = None,
         name: str | None = None,
     ) -> None:
-        match = _LIMIT.fullmatch(limit) if isinstance(limit, str) else None
+        # Written by the developer, not sent by clients; still bounded before the regex.
+        match = _LIMIT.fullmatch(limit) if isinstance(limit, str) and len(limit) <= 64 else None
         if match is None:
             raise ValueError(
                 f"RateLimit: {limit!r} is not a limit; write it as '100/minute', '5 per second' "

@@ -4,12 +4,15 @@ outage policy and recovery."""
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import redis
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from starling._backends.memory import MemoryBackend
 from starling.applications import Starling
@@ -300,6 +303,37 @@ def test_limit_grammar(limit: str, limit_count: int, window: int, name: str) -> 
 def test_bad_rules(args: tuple[Any, ...], kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         RateLimit(*args, **kwargs)
+
+
+@given(st.text(max_size=40) | st.from_regex(r"[0-9]{1,4} ?(/|per) ?[0-9]{0,2} ?(second|hour)s?"))
+@example("1/minute")
+@example("0/minute")
+def test_any_limit_text_parses_or_is_refused_clearly(text: str) -> None:
+    try:
+        rule = RateLimit(text)
+    except ValueError as exc:
+        assert str(exc).startswith("RateLimit: ")
+    else:
+        assert rule.limit >= 1 and rule.window >= 1
+
+
+def test_limit_parsing_cost_is_linear() -> None:
+    """The grammar's regex does not backtrack: a long near-miss costs what a long miss costs."""
+
+    def cost(text: str) -> float:
+        best = float("inf")
+        for _ in range(5):
+            start = time.perf_counter()
+            for _ in range(20):
+                with pytest.raises(ValueError):
+                    RateLimit(text)
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    miss = "x" * 20_000
+    near = "1" * 12 + " " * 20_000 + "/"  # over the length bound: never reaches the regex
+    assert cost(near) < 10 * cost(miss) + 0.01
+    assert cost("1" * 12 + " " * 50 + "/") < 10 * cost("1/fortnight") + 0.01
 
 
 def test_bad_middleware_options() -> None:
