@@ -33,6 +33,7 @@ from starling.requests import HTTPConnection, Request
 from starling.responses import PlainTextResponse
 from starling.routing import Route, WebSocketRoute
 from starling.testclient import TestClient
+from starling.types import ASGIApp, Receive, Scope, Send
 from starling.websockets import WebSocket
 from tests._redis_server import RedisServer
 from tests.types import TestClientFactory
@@ -421,3 +422,32 @@ def test_store_unavailable_is_the_shared_error() -> None:
     from starling import sessions
 
     assert StoreUnavailable is sessions.StoreUnavailable
+
+
+def test_behind_a_proxy_the_rewritten_client_is_counted(
+    test_client_factory: TestClientFactory,
+) -> None:
+    """Whatever sets scope["client"] from trusted proxy headers before the limiter (here a
+    stand-in for a proxy-headers middleware) decides who is counted."""
+
+    def from_forwarded(app: ASGIApp) -> ASGIApp:
+        async def rewrite(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http":
+                forwarded = dict(scope["headers"]).get(b"x-forwarded-for")
+                if forwarded is not None:
+                    scope["client"] = (forwarded.decode("latin-1"), 0)
+            await app(scope, receive, send)
+
+        return rewrite
+
+    app = Starling(
+        routes=ROUTES,
+        middleware=[
+            Middleware(from_forwarded),
+            Middleware(RateLimitMiddleware, rules=[RateLimit("1/minute")]),
+        ],
+    )
+    with test_client_factory(app) as client:  # every request comes from the same proxy
+        assert client.get("/", headers={"x-forwarded-for": "203.0.113.1"}).status_code == 200
+        assert client.get("/", headers={"x-forwarded-for": "203.0.113.1"}).status_code == 429
+        assert client.get("/", headers={"x-forwarded-for": "203.0.113.2"}).status_code == 200
