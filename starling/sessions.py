@@ -29,6 +29,7 @@ from starling import _sealed_cookie
 from starling._backends.errors import StoreUnavailable as StoreUnavailable
 from starling._backends.memory import MemoryBackend
 from starling._backends.redis import DEFAULT_MAX_CONNECTIONS as _MAX_CONNECTIONS
+from starling._backends.redis import DEFAULT_RETRY_INTERVAL as _RETRY_INTERVAL
 from starling._backends.redis import DEFAULT_TIMEOUT as _TIMEOUT
 from starling._backends.redis import RedisBackend
 from starling._cookie_header import build_set_cookie
@@ -138,7 +139,8 @@ class RedisStore(_ServerSideStore):
 
     ``url_or_client``: ``"redis://host:6379/0"`` (a client is made on first use and closed at
     lifespan shutdown), or a ``redis.asyncio.Redis`` of your own (shared, never closed here).
-    Every operation gives up after ``timeout`` seconds with ``StoreUnavailable``. asyncio only.
+    Every operation gives up after ``timeout`` seconds with ``StoreUnavailable``; after a
+    failure, Redis is not tried again for ``retry_interval`` seconds. asyncio only.
     """
 
     def __init__(
@@ -148,9 +150,14 @@ class RedisStore(_ServerSideStore):
         *,
         timeout: float = _TIMEOUT,
         max_connections: int = _MAX_CONNECTIONS,
+        retry_interval: float = _RETRY_INTERVAL,
     ) -> None:
         backend = RedisBackend(
-            url_or_client, owner="RedisStore", timeout=timeout, max_connections=max_connections
+            url_or_client,
+            owner="RedisStore",
+            timeout=timeout,
+            max_connections=max_connections,
+            retry_interval=retry_interval,
         )
         super().__init__(backend, prefix)
 

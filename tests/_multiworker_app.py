@@ -45,11 +45,13 @@ def create_app() -> Starling:
             Route("/limited", limited),
         ],
         middleware=[
-            Middleware(SessionStoreMiddleware, store=RedisStore(url, prefix=prefix + "session:")),
+            Middleware(
+                SessionStoreMiddleware, store=RedisStore(url, prefix=prefix + "session:", timeout=5)
+            ),
             Middleware(
                 RateLimitMiddleware,
                 rules=[RateLimit(f"{LIMIT}/minute", path="/limited")],
-                store=RateLimitRedisStore(url, prefix=prefix + "ratelimit:"),
+                store=RateLimitRedisStore(url, prefix=prefix + "ratelimit:", timeout=5),
             ),
         ],
     )

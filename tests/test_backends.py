@@ -8,6 +8,8 @@ TTL, and atomic (concurrent hits never let more than the limit through).
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sys
 import time
 import uuid
@@ -36,7 +38,8 @@ async def backend(
         return
     if anyio_backend[0] == "trio":
         pytest.skip("redis-py is asyncio-only (refused on trio: see test_redis_refuses_trio)")
-    made = RedisBackend(request.getfixturevalue("redis_url"), owner="test")
+    # a generous timeout: these tests are about semantics, on a machine that may be loaded
+    made = RedisBackend(request.getfixturevalue("redis_url"), owner="test", timeout=5)
     try:
         yield made
     finally:
@@ -181,7 +184,7 @@ async def test_redis_outage_and_recovery_on_every_operation(
 ) -> None:
     server = redis_server_factory()
     server.start()
-    backend = RedisBackend(server.url, owner="TestStore", timeout=0.3)
+    backend = RedisBackend(server.url, owner="TestStore", timeout=0.3, retry_interval=0)
     try:
         await backend.set("k", b"v", 60)
         server.stop()
@@ -203,6 +206,49 @@ async def test_redis_outage_and_recovery_on_every_operation(
         assert (await backend.hit(["k2"], [1], [60])).allowed  # the script is loaded again
     finally:
         await backend.aclose()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", [("asyncio", {})])
+async def test_after_a_failure_redis_is_not_tried_for_a_while(
+    redis_server_factory: type[RedisServer], anyio_backend: Any
+) -> None:
+    server = redis_server_factory()
+    server.start()
+    process = server._process
+    assert process is not None
+    backend = RedisBackend(server.url, owner="TestStore", timeout=0.2, retry_interval=0.5)
+    try:
+        await backend.set("k", b"v", 60)
+        os.kill(process.pid, signal.SIGSTOP)  # hangs: each try would cost the whole timeout
+        try:
+            with pytest.raises(StoreUnavailable, match="GET failed at .*TimeoutError"):
+                await backend.get("k")
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable) as caught:
+                await backend.get("k")
+            assert time.monotonic() - started < 0.1  # refused at once, not after a timeout
+            assert str(caught.value).startswith(
+                f"TestStore: Redis GET not tried: Redis at {server.url} failed 0."
+            )
+            assert str(caught.value).endswith(
+                "s ago (TimeoutError); next try 0.5 s after that failure"
+            )
+        finally:
+            os.kill(process.pid, signal.SIGCONT)
+        with pytest.raises(StoreUnavailable, match="not tried"):
+            await backend.get("k")  # answering again, but not asked yet
+        await anyio.sleep(0.6)
+        assert await backend.get("k") == b"v"  # tried again: used again
+        assert backend._failed_at is None
+    finally:
+        await backend.aclose()
+
+
+@pytest.mark.parametrize("interval", [-1, True, "1"])
+def test_retry_interval_is_checked(interval: Any) -> None:
+    with pytest.raises(ValueError, match="retry_interval must be a number of seconds"):
+        RedisBackend("redis://localhost", owner="test", retry_interval=interval)
 
 
 @pytest.mark.anyio

@@ -112,7 +112,7 @@ def store_factory(request: pytest.FixtureRequest) -> Callable[[], SessionStore]:
         return lambda: EncryptedCookieStore(KEY)
     url: str = request.getfixturevalue("redis_url")
     prefix = f"test:{uuid.uuid4().hex}:"
-    return lambda: RedisStore(url, prefix=prefix)
+    return lambda: RedisStore(url, prefix=prefix, timeout=5)  # generous: a loaded machine
 
 
 @pytest.fixture
@@ -544,7 +544,7 @@ async def test_redis_keys_are_hashed_ids_with_a_ttl(redis_url: str, anyio_backen
 
 
 def _outage_app(url: str, timeout: float = 0.3) -> Starling:
-    return make_app(RedisStore(url, prefix="outage:", timeout=timeout))
+    return make_app(RedisStore(url, prefix="outage:", timeout=timeout, retry_interval=0))
 
 
 def test_redis_outage_and_recovery(redis_server_factory: type[RedisServer]) -> None:
@@ -703,7 +703,7 @@ def test_unloaded_session_written_directly_is_a_503(
 
     server = redis_server_factory()
     server.start()
-    store = RedisStore(server.url, timeout=0.3)
+    store = RedisStore(server.url, timeout=0.3, retry_interval=0)
     app = Starling(
         routes=[Route("/", direct), Route("/update", update, methods=["POST"])],
         middleware=[Middleware(SessionStoreMiddleware, store=store)],

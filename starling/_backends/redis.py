@@ -3,10 +3,11 @@
 One client per store (one bounded connection pool), built on first use from a URL, or the
 ``redis.asyncio.Redis`` you pass (then yours to configure and close; pass the same client to
 several stores to share one pool). Every operation is bounded by ``timeout`` seconds (connect
-and command); a failure becomes ``StoreUnavailable``
-naming the operation and the server, without its password. Nothing is cached about the
-server's health: a connection the server dropped (a restart) is retried once on a fresh one,
-and when the server answers again the next operation simply works, with no restart.
+and command); a failure becomes ``StoreUnavailable`` naming the operation and the server,
+without its password. After a failure, operations fail at once for ``retry_interval`` seconds
+(a Redis that is down or hanging then costs no request a timeout), then the next one tries
+again: when the server answers, it is used again, with no restart. A connection the server
+dropped (a restart) is retried once on a fresh one, without an error.
 
 redis-py's client is asyncio-only: ``check_async_library`` refuses trio with a clear error.
 A client made from a URL belongs to the event loop it was first used on; used from another
@@ -17,6 +18,7 @@ lifespan shutdown) closes the connections of a client made from a URL.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -32,6 +34,7 @@ T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 0.5  # seconds: a Redis on the same network answers in about a millisecond
 DEFAULT_MAX_CONNECTIONS = 100
+DEFAULT_RETRY_INTERVAL = 1.0  # seconds without trying after a failure
 _SCHEMES = ("redis", "rediss", "unix")
 
 # The fixed window of ratelimit.py, atomic on the server. KEYS: the counters; ARGV: each key's
@@ -121,8 +124,18 @@ class RedisBackend:
         owner: str,
         timeout: float = DEFAULT_TIMEOUT,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        retry_interval: float = DEFAULT_RETRY_INTERVAL,
     ) -> None:
         redis = import_redis()
+        if not (
+            isinstance(retry_interval, int | float)
+            and not isinstance(retry_interval, bool)
+            and retry_interval >= 0
+        ):
+            raise ValueError(
+                f"{owner}: retry_interval must be a number of seconds (0 or more), "
+                f"got {retry_interval!r}"
+            )
         if not (isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout > 0):
             raise ValueError(
                 f"{owner}: timeout must be a positive number of seconds, got {timeout!r}"
@@ -138,6 +151,9 @@ class RedisBackend:
         self.owner = owner
         self.timeout = float(timeout)
         self.max_connections = max_connections
+        self.retry_interval = float(retry_interval)
+        self._failed_at: float | None = None  # time.monotonic() of the last failure
+        self._failure = ""
         self._redis = redis
         self._loop: asyncio.AbstractEventLoop | None = None
         self._script: Any = None
@@ -203,16 +219,28 @@ class RedisBackend:
         return self._client
 
     async def _run(self, what: str, operation: Callable[[Any], Awaitable[T]]) -> T:
+        if self._failed_at is not None:
+            since = time.monotonic() - self._failed_at
+            if since < self.retry_interval:
+                raise StoreUnavailable(
+                    f"{self.owner}: Redis {what} not tried: Redis at {self.location} failed "
+                    f"{since:.1f} s ago ({self._failure}); next try {self.retry_interval:g} s "
+                    "after that failure"
+                )
         client = self._current_client()
         try:
             async with asyncio.timeout(self.timeout):
-                return await operation(client)
+                result = await operation(client)
         except (self._redis.RedisError, OSError, TimeoutError) as exc:
             detail = str(exc) or type(exc).__name__
+            self._failed_at = time.monotonic()
+            self._failure = detail
             raise StoreUnavailable(
                 f"{self.owner}: Redis {what} failed at {self.location} "
                 f"(timeout {self.timeout:g} s): {detail}"
             ) from exc
+        self._failed_at = None
+        return result
 
     async def aclose(self) -> None:
         """Close the connections of a client this backend made (a client passed in is left

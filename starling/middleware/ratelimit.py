@@ -28,6 +28,7 @@ from starling._backends.errors import StoreUnavailable as StoreUnavailable
 from starling._backends.memory import MemoryBackend
 from starling._backends.ratelimit import HitResult
 from starling._backends.redis import DEFAULT_MAX_CONNECTIONS as _MAX_CONNECTIONS
+from starling._backends.redis import DEFAULT_RETRY_INTERVAL as _RETRY_INTERVAL
 from starling._backends.redis import DEFAULT_TIMEOUT as _TIMEOUT
 from starling._backends.redis import RedisBackend
 from starling._utils import get_route_path, is_async_callable
@@ -181,7 +182,8 @@ class MemoryStore(_CounterStore):
 class RedisStore(_CounterStore):
     """Counters in Redis, shared by every worker: one Lua script per request (atomic), each
     key with its window as TTL. ``url_or_client`` as for the session ``RedisStore``; every
-    operation gives up after ``timeout`` seconds. asyncio only."""
+    operation gives up after ``timeout`` seconds; after a failure, Redis is not tried again for
+    ``retry_interval`` seconds. asyncio only."""
 
     def __init__(
         self,
@@ -190,9 +192,14 @@ class RedisStore(_CounterStore):
         *,
         timeout: float = _TIMEOUT,
         max_connections: int = _MAX_CONNECTIONS,
+        retry_interval: float = _RETRY_INTERVAL,
     ) -> None:
         backend = RedisBackend(
-            url_or_client, owner="RedisStore", timeout=timeout, max_connections=max_connections
+            url_or_client,
+            owner="RedisStore",
+            timeout=timeout,
+            max_connections=max_connections,
+            retry_interval=retry_interval,
         )
         super().__init__(backend, prefix)
 
