@@ -43,9 +43,11 @@ $(BENCH_STAMP): pyproject.toml
 	$(BENCH_VENV)/bin/python -m pip install --quiet -e . 'starlette==1.10.0' python-multipart 'uvicorn[standard]'
 	touch $(BENCH_STAMP)
 
-bench: $(BENCH_STAMP)
+bench: $(BENCH_STAMP) $(STAMP)
 	$(BENCH_VENV)/bin/python -m benchmarks.inprocess $(BENCH_ARGS)
 	$(BENCH_VENV)/bin/python -m benchmarks.forms $(BENCH_FORMS_ARGS)
+	# FastAPI on starling vs on Starlette needs FastAPI: the dev environment has both
+	$(BIN)/python -m benchmarks.fastapi_bench $(BENCH_FASTAPI_ARGS)
 	@if command -v wrk >/dev/null; then \
 		$(BENCH_VENV)/bin/python -m benchmarks.endtoend $(BENCH_E2E_ARGS); \
 	else \
