@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
 
 from starling import compat
+
+# PERF: this module runs at interpreter start; annotations only need collections.abc for mypy
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 ENV_VAR = "STARLING_AS_STARLETTE"
 
