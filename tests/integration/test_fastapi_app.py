@@ -1,5 +1,5 @@
 """tests/integration/app.py on starling: each response is the one FastAPI on Starlette 1.10
-gives (checked by running this file against the real Starlette in a separate environment)."""
+gives. scripts/check_integration_on_starlette.py runs this file against the real Starlette."""
 
 from __future__ import annotations
 
