@@ -78,8 +78,9 @@ def test_a_value_neither_on_nor_off_is_refused() -> None:
 
 @pytest.mark.usefixtures("restore_imports")
 def test_switch_on_aliases() -> None:
-    for name in [name for name in sys.modules if name.split(".")[0] == "starlette"]:
-        del sys.modules[name]
+    # whatever aliased or loaded starlette before this test, this process starts clean
+    dropped = [sys.modules.pop(name) for name in list(sys.modules) if name.startswith("starlette")]
+    assert "starlette" not in sys.modules, dropped
     _switch.switch_on()
     import starlette.status
 
