@@ -22,11 +22,12 @@ from websockets.sync.client import connect
 import starling
 from tests._processes import APPS, BIN, environment, eventually, free_port, running, stop
 
+LISTEN = ["--host", "127.0.0.1", "--port", "{port}"]
 SERVERS = {
-    "uvicorn-httptools": ["uvicorn", "--http", "httptools", "--port", "{port}", "server_app:app"],
-    "uvicorn-h11": ["uvicorn", "--http", "h11", "--port", "{port}", "server_app:app"],
+    "uvicorn-httptools": ["uvicorn", "--http", "httptools", *LISTEN, "server_app:app"],
+    "uvicorn-h11": ["uvicorn", "--http", "h11", *LISTEN, "server_app:app"],
     "hypercorn": ["hypercorn", "--bind", "127.0.0.1:{port}", "server_app:app"],
-    "granian": ["granian", "--interface", "asgi", "--port", "{port}", "server_app:app"],
+    "granian": ["granian", "--interface", "asgi", *LISTEN, "server_app:app"],
     "daphne": ["daphne", "--bind", "127.0.0.1", "--port", "{port}", "server_app:app"],
 }
 # the ASGI lifespan protocol is optional for servers; daphne does not implement it
@@ -96,6 +97,7 @@ def test_streaming_response(server: Server) -> None:
         chunks = list(response.iter_bytes())
     assert b"".join(chunks) == b"".join(f"{n}\n".encode() for n in range(20))
     assert len(chunks) > 1  # it arrived as it was produced, not in one piece
+    assert "producer finished after 19" in server.events()
 
 
 def test_ten_mebibyte_upload(server: Server) -> None:
@@ -124,7 +126,11 @@ def test_client_disconnecting_mid_stream_closes_the_producer(server: Server) -> 
         lines = response.iter_lines()
         assert [next(lines) for _ in range(3)] == ["0", "1", "2"]
     # leaving the block closed the connection with the producer still going
-    assert eventually(lambda: any(event.startswith("producer closed") for event in server.events()))
+
+    def producer_closed() -> bool:
+        return any(event.startswith("producer closed early") for event in server.events())
+
+    assert eventually(producer_closed), server.events()
 
 
 def test_lifespan_startup_state(server: Server) -> None:

@@ -53,12 +53,15 @@ async def upload(request: Request) -> JSONResponse:
 
 
 async def numbers(limit: int) -> AsyncIterator[bytes]:
+    number = -1
     try:
         for number in range(limit):
             yield f"{number}\n".encode()
             await anyio.sleep(0.01)
-    finally:
-        events.append(f"producer closed after {number}")
+    except BaseException:  # GeneratorExit or cancellation: the response stopped pulling
+        events.append(f"producer closed early after {number}")
+        raise
+    events.append(f"producer finished after {number}")
 
 
 async def stream(request: Request) -> StreamingResponse:
