@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import importlib.machinery
-import importlib.util
 import sys
-from collections.abc import Sequence
 from types import ModuleType
 
 import starling
+
+# PERF: not `from typing import TYPE_CHECKING`: importing typing is most of what is left of the
+# switch's start-up cost (mypy reads any name TYPE_CHECKING as true).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from importlib.abc import Loader as _LoaderBase
+    from importlib.abc import MetaPathFinder as _FinderBase
+else:
+    _LoaderBase = _FinderBase = object
 
 _ALIAS = "starlette"
 _TARGET = "starling"
@@ -20,7 +27,13 @@ _TARGET = "starling"
 STARLETTE_API_VERSION = "1.10.0"
 
 
-class _AliasLoader(importlib.abc.Loader):
+# PERF: at run time the loader and finder follow importlib's protocols without subclassing
+# importlib.abc (only the type checker sees those bases): importing it (importlib.resources,
+# tempfile, ...) cost 80-190 ms, under load, at every start of a process switched on by
+# STARLING_AS_STARLETTE.
+
+
+class _AliasLoader(_LoaderBase):
     """Hands the import system a module that is already loaded, under a second name."""
 
     def __init__(self, module: ModuleType) -> None:
@@ -33,7 +46,7 @@ class _AliasLoader(importlib.abc.Loader):
         """Nothing to run: the module ran when starling imported it."""
 
 
-class _StarletteAliasFinder(importlib.abc.MetaPathFinder):
+class _StarletteAliasFinder(_FinderBase):
     """Finds ``starlette.X`` by importing ``starling.X``: the same module object, two names."""
 
     def find_spec(
@@ -51,7 +64,8 @@ class _StarletteAliasFinder(importlib.abc.MetaPathFinder):
             if exc.name != target_name:
                 raise  # starling.X exists but itself failed to import something: say so
             return None
-        return importlib.util.spec_from_loader(fullname, _AliasLoader(module))
+        # what importlib.util.spec_from_loader() builds for this loader, without importing it
+        return importlib.machinery.ModuleSpec(fullname, _AliasLoader(module))
 
 
 def _package_alias() -> ModuleType:
