@@ -19,13 +19,13 @@ from contextlib import asynccontextmanager
 import anyio
 
 from starling.applications import Starling
-from starling.broadcast import Broadcast, Subscriber, SubscriberOverflow
+from starling.broadcast import Broadcast, SubscriberOverflow
 from starling.middleware import Middleware
 from starling.middleware.body_limit import RequestBodyLimitMiddleware
 from starling.requests import Request
 from starling.responses import PlainTextResponse, Response, StreamingResponse
 from starling.routing import Route, WebSocketRoute
-from starling.websockets import WebSocket
+from starling.websockets import WebSocket, WebSocketDisconnect
 
 broadcast = Broadcast(os.environ.get("BROADCAST_URL", "memory://"))
 
@@ -39,26 +39,36 @@ async def lifespan(app: Starling) -> AsyncIterator[None]:
 async def chat(websocket: WebSocket) -> None:
     channel = f"room:{websocket.path_params['room']}"
     # Subscribe before accepting: once the client sees the handshake complete, it will
-    # receive every message posted to the room.
-    async with broadcast.subscribe(channel) as subscriber:
+    # receive every message posted to the room. A client too slow to keep up is told to
+    # reconnect rather than silently missing messages.
+    async with broadcast.subscribe(channel, overflow="disconnect") as subscriber:
         await websocket.accept()
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(relay, websocket, subscriber)
-            async for text in websocket.iter_text():
+
+            async def relay() -> None:
                 try:
-                    await broadcast.publish(channel, text)
-                except ValueError:  # over max_message_size
-                    await websocket.close(code=1009, reason="message too big")
-                    break
+                    async for event in subscriber:
+                        await websocket.send_text(event.message)
+                except SubscriberOverflow:  # it fell max_queue messages behind
+                    await websocket.close(code=1013, reason="too slow, reconnect")
+                tasks.cancel_scope.cancel()
+
+            tasks.start_soon(relay)
+            await receive_and_publish(websocket, channel)
             tasks.cancel_scope.cancel()
 
 
-async def relay(websocket: WebSocket, subscriber: Subscriber) -> None:
-    try:
-        async for event in subscriber:
-            await websocket.send_text(event.message)
-    except SubscriberOverflow:  # only with overflow="disconnect": this client is too slow
-        await websocket.close(code=1013, reason="too slow, reconnect")
+async def receive_and_publish(websocket: WebSocket, channel: str) -> None:
+    while True:
+        try:
+            text = await websocket.receive_text()
+        except WebSocketDisconnect:
+            return
+        try:
+            await broadcast.publish(channel, text)
+        except ValueError:  # over max_message_size
+            await websocket.close(code=1009, reason="message too big")
+            return
 
 
 def sse_data(text: str) -> str:
