@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import sys
+from contextlib import AsyncExitStack
 from typing import Any
 
 import anyio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from starling.broadcast import (
     DEFAULT_MAX_QUEUE,
@@ -367,3 +370,44 @@ def test_redis_built_outside_trio_fails_at_connect_on_trio() -> None:
     broadcast = Broadcast("redis://127.0.0.1:6379/0")  # no loop running: cannot tell yet
     with pytest.raises(RuntimeError, match="memory://'\\) \\(one process\\) on trio"):
         trio.run(broadcast.connect)
+
+
+# Any text (no lone surrogates) is a channel name, matched exactly: globs, controls, NUL.
+channel_names = st.text(
+    alphabet=st.one_of(
+        st.sampled_from("*?[]^-\\ \t\r\n\x00:"), st.characters(exclude_categories=["Cs"])
+    ),
+    max_size=40,
+)
+
+
+def exchange(url: str, names: list[str]) -> dict[str, list[Event]]:
+    """Subscribe to each name, publish the name's index to each; what each subscriber got."""
+
+    async def run() -> dict[str, list[Event]]:
+        async with Broadcast(url) as publisher, Broadcast(url) as receiver:
+            if url == "memory://":
+                receiver = publisher
+            got: dict[str, list[Event]] = {}
+            async with AsyncExitStack() as stack:
+                subscribers = {
+                    name: await stack.enter_async_context(receiver.subscribe(name))
+                    for name in names
+                }
+                for index, name in enumerate(names):
+                    await publisher.publish(name, str(index))
+                with anyio.fail_after(10):
+                    for name, subscriber in subscribers.items():
+                        got[name] = [await anext(subscriber)]
+                        await anyio.sleep(0)
+                        got[name] += [await anext(subscriber) for _ in range(subscriber.pending)]
+            return got
+
+    return anyio.run(run)
+
+
+@settings(max_examples=50)
+@given(st.lists(channel_names, unique=True, max_size=8))
+def test_no_channel_name_reaches_another(names: list[str]) -> None:
+    got = exchange("memory://", names)
+    assert got == {name: [Event(name, str(index))] for index, name in enumerate(names)}

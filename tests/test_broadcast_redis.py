@@ -12,11 +12,13 @@ from typing import Any
 
 import anyio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from starling.broadcast import Broadcast, BroadcastUnavailable, Event, Subscriber
 from tests._redis_server import RedisServer
-from tests.test_broadcast import ODD_CHANNELS
+from tests.test_broadcast import ODD_CHANNELS, channel_names, exchange
 
 pytestmark = pytest.mark.anyio
 
@@ -276,11 +278,11 @@ async def test_a_hanging_redis_times_out_and_is_used_again(server: RedisServer) 
         broadcast.subscribe("news") as subscriber,
         Redis.from_url(server.url) as admin,
     ):
-        await pause_every_client(admin, milliseconds=1000)
+        await pause_every_client(admin, milliseconds=3000)
         started = anyio.current_time()
         with pytest.raises(BroadcastUnavailable, match="it did not answer in time"):
             await broadcast.publish("news", "stuck")
-        assert anyio.current_time() - started < 0.9
+        assert anyio.current_time() - started < 2.0  # long before the pause ends
         with pytest.raises(BroadcastUnavailable, match="did not confirm the subscription in time"):
             async with broadcast.subscribe("other"):
                 pass  # pragma: no cover (never entered)
@@ -291,7 +293,7 @@ async def test_a_quiet_healthy_connection_is_kept(
     server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with (
-        Broadcast(server.url, timeout=0.3, health_check_interval=0.05) as broadcast,
+        Broadcast(server.url, timeout=1, health_check_interval=0.05) as broadcast,
         broadcast.subscribe("news") as subscriber,
     ):
         await anyio.sleep(0.5)  # several PINGs, each answered
@@ -310,10 +312,17 @@ async def test_a_silent_connection_is_noticed_and_replaced(
         broadcast.subscribe("news") as subscriber,
         Redis.from_url(server.url) as admin,
     ):
-        await pause_every_client(admin, milliseconds=1000)
+        await pause_every_client(admin, milliseconds=2000)
 
         async def noticed() -> bool:
             return "(TimeoutError: no answer to PING within 0.3s)" in caplog.text
 
         await eventually(noticed)
         await eventually(lambda: delivered_again(broadcast, subscriber))
+
+
+@settings(max_examples=15)
+@given(st.lists(channel_names, unique=True, max_size=8))
+def test_no_channel_name_reaches_another_in_redis(redis_url: str, names: list[str]) -> None:
+    got = exchange(redis_url, names)
+    assert got == {name: [Event(name, str(index))] for index, name in enumerate(names)}
