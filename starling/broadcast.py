@@ -15,7 +15,6 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Literal
 
 import anyio
-from anyio.lowlevel import checkpoint
 
 from starling._broadcast_hub import Hub
 from starling._broadcast_redis import RedisUnavailable, redacted
@@ -132,8 +131,9 @@ class Subscriber:
             if self._wakeup is None:
                 self._wakeup = anyio.Event()
             await self._wakeup.wait()
-        # A consumer that always finds events waiting still lets other tasks run.
-        await checkpoint()
+        # PERF: no checkpoint when an event is waiting (as asyncio.Queue.get): it cost a third
+        # of the memory backend's time per message. A consumer still yields at least once
+        # every max_queue events, when its queue runs dry.
         return self._queue.popleft()
 
     def _deliver(self, event: Event) -> None:
