@@ -199,6 +199,8 @@ class RedisBackend:
                     self.where,
                     failure,
                 )
+            else:  # the same outage: once at warning level is enough
+                logger.debug("Broadcast still cannot reach Redis at %s (%s).", self.where, failure)
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, RECONNECT_MAX_DELAY)
 

@@ -237,6 +237,7 @@ async def test_subscriptions_come_back_after_a_restart(
 async def test_starting_while_redis_is_down(
     server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG, logger="starling.broadcast")
     server.stop()
     async with Broadcast(server.url, timeout=0.3) as broadcast:
         with pytest.raises(BroadcastUnavailable, match="there is no connection to it"):
@@ -254,6 +255,8 @@ async def test_starting_while_redis_is_down(
 
         await eventually(subscribed)
     assert f"could not reach Redis at {server.url} within 0.3s" in caplog.text
+    assert caplog.text.count("Broadcast lost its Redis connection") == 1  # once per outage
+    assert f"Broadcast still cannot reach Redis at {server.url} (ConnectionError" in caplog.text
 
 
 async def pause_every_client(admin: Redis, milliseconds: int) -> None:
