@@ -64,7 +64,7 @@ def describe_failure(exc: BaseException) -> str:
         exc = exc.exceptions[0]
     if isinstance(exc, TimeoutError) and not str(exc):
         return "it did not answer in time"
-    return f"{type(exc).__name__}: {exc}"
+    return f"{type(exc).__name__}: {str(exc).rstrip('.')}"
 
 
 def _driver_identity(redis_version: str) -> dict[str, Any]:
@@ -142,6 +142,9 @@ class RedisBackend:
         from redis.asyncio import Redis
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
+        self._connection_error = RedisConnectionError
 
         self._client = Redis.from_url(
             self._url,
@@ -269,7 +272,13 @@ class RedisBackend:
         data = message.encode() if isinstance(message, str) else message
         try:
             with anyio.fail_after(self._timeout):
-                await self._client.publish(key, data)
+                try:
+                    await self._client.publish(key, data)
+                except self._connection_error:
+                    # A pooled connection may still belong to a Redis that was restarted (its
+                    # close not yet seen); the server behind it never got the command, so it
+                    # is safe to send once more, on a fresh connection.
+                    await self._client.publish(key, data)
         except Exception as exc:  # redis-py's errors, OSError, and our own timeout
             raise RedisUnavailable(describe_failure(exc)) from exc
 

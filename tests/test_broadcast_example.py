@@ -3,15 +3,19 @@ feed over a streaming response, as docs/broadcast.md shows them."""
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import anyio
 import pytest
 
+from examples import broadcast_chat as example
 from examples.broadcast_chat import app, broadcast, sse_data
-from starling.broadcast import DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_QUEUE
+from starling.broadcast import DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_QUEUE, Broadcast
+from starling.testclient import TestClient
 from starling.types import Message
 from starling.websockets import WebSocketDisconnect
+from tests._redis_server import RedisServer
 
 if TYPE_CHECKING:
     from tests.types import TestClientFactory
@@ -145,3 +149,49 @@ def test_posting_more_than_the_body_limit_is_refused(
     with test_client_factory(app) as client:
         response = client.post("/rooms/lobby", content=b"x" * (64 * 1024 + 1))
         assert response.status_code == 413
+
+
+def test_the_homepage_chats_in_the_lobby(test_client_factory: TestClientFactory) -> None:
+    response = test_client_factory(app).get("/")
+    assert response.status_code == 200
+    assert "/rooms/lobby/ws" in response.text
+
+
+def test_redis_down_and_back(
+    monkeypatch: pytest.MonkeyPatch, redis_server_factory: type[RedisServer]
+) -> None:
+    """With Redis (asyncio only): posting answers 503 and chats close with 1011 while it is
+    down, the rest keeps serving, and everything works again once it is back."""
+    server = redis_server_factory()
+    server.start()
+    monkeypatch.setattr(example, "broadcast", Broadcast(server.url, timeout=0.5))
+    with TestClient(app, backend="asyncio") as client:
+        with client.websocket_connect("/rooms/lobby/ws") as alice:
+            alice.send_text("before")
+            assert alice.receive_text() == "before"
+            server.stop()
+            alice.send_text("during")
+            with pytest.raises(WebSocketDisconnect) as info:
+                alice.receive_text()
+            assert (info.value.code, info.value.reason) == (1011, "broadcast unavailable")
+        response = client.post("/rooms/lobby", content="during")
+        assert (response.status_code, response.text) == (503, "broadcast unavailable, retry later")
+        with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect("/rooms/x/ws"):
+            pass  # pragma: no cover (the handshake is refused)
+        assert refused.value.code == 1011
+        assert client.get("/").status_code == 200  # what needs no Redis keeps serving
+        server.start()
+        deadline = time.monotonic() + 10
+        while not chat_works_again(client):
+            assert time.monotonic() < deadline, "Redis was not used again"  # pragma: no cover
+            time.sleep(0.05)  # pragma: no cover (only until the broadcast has reconnected)
+        assert client.post("/rooms/lobby", content="after").status_code == 202
+
+
+def chat_works_again(client: TestClient) -> bool:
+    try:
+        with client.websocket_connect("/rooms/lobby/ws") as bob:
+            bob.send_text("back")
+            return bob.receive_text() == "back"
+    except WebSocketDisconnect:  # pragma: no cover (only until the broadcast has reconnected)
+        return False

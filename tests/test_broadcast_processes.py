@@ -15,7 +15,7 @@ import httpx
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from tests._redis_server import free_port
+from tests._redis_server import RedisServer, free_port
 
 ROOT = Path(__file__).parent.parent
 STARTUP_TIMEOUT = 20.0
@@ -128,3 +128,34 @@ def test_rooms_stay_apart_across_workers(workers: tuple[str, str]) -> None:
         httpx.post(f"http://{publishing}/rooms/a*", content="for a*", timeout=10)
         assert other.recv(timeout=10) == "for ab"
         assert pattern_like.recv(timeout=10) == "for a*"  # and not "for ab" first
+
+
+def test_a_worker_rides_out_a_redis_restart(redis_server_factory: type[RedisServer]) -> None:
+    """Redis stops: the worker keeps serving (posting answers 503); Redis comes back: the chat
+    client that stayed connected receives again, without restarting anything."""
+    server = redis_server_factory()
+    server.start()
+    process, address = start_worker(server.url)
+    try:
+        with httpx.Client(timeout=10) as http, connect(f"ws://{address}/rooms/r/ws") as listener:
+            assert http.post(f"http://{address}/rooms/r", content="before").status_code == 202
+            assert listener.recv(timeout=10) == "before"
+            server.stop()
+            assert http.get(f"http://{address}/").status_code == 200
+            assert http.post(f"http://{address}/rooms/r", content="lost").status_code == 503
+            server.start()
+            deadline = time.monotonic() + 15
+            while not delivered(http, address, listener):
+                assert time.monotonic() < deadline, "the subscription did not come back"
+    finally:
+        stop(process)
+
+
+def delivered(http: httpx.Client, address: str, listener: ClientConnection) -> bool:
+    """Post once more; True when the listener gets it (its worker has re-subscribed)."""
+    if http.post(f"http://{address}/rooms/r", content="after").status_code != 202:
+        return False  # pragma: no cover (only while the worker's publishing reconnects)
+    try:
+        return listener.recv(timeout=0.3) == "after"
+    except TimeoutError:  # pragma: no cover (only while the worker re-subscribes)
+        return False

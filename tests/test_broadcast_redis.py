@@ -186,6 +186,18 @@ async def test_publish_while_redis_is_down_says_where_it_was_expected(server: Re
     assert "timeout=1" in message
 
 
+async def test_publish_right_after_a_quick_restart(server: RedisServer) -> None:
+    """Pooled connections to the old server are stale: the first publish must not fail."""
+    async with Broadcast(server.url, timeout=1) as broadcast:
+        async with anyio.create_task_group() as tasks:
+            for _ in range(3):  # three pooled connections
+                tasks.start_soon(broadcast.publish, "news", "before")
+        server.stop()
+        server.start()  # no await in between: the loop has not seen the connections close
+        for _ in range(4):
+            await broadcast.publish("news", "after")
+
+
 async def test_the_url_password_never_shows(server: RedisServer) -> None:
     url = f"redis://user:s3cret@127.0.0.1:{server.port}/0"
     server.stop()
@@ -296,10 +308,10 @@ async def test_a_quiet_healthy_connection_is_kept(
     server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with (
-        Broadcast(server.url, timeout=1, health_check_interval=0.05) as broadcast,
+        Broadcast(server.url, timeout=0.5, health_check_interval=0.05) as broadcast,
         broadcast.subscribe("news") as subscriber,
     ):
-        await anyio.sleep(0.5)  # several PINGs, each answered
+        await anyio.sleep(1.5)  # PINGs, each answered
         await broadcast.publish("news", "still connected")
         with anyio.fail_after(5):
             assert (await anext(subscriber)).message == "still connected"
