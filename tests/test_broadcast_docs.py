@@ -18,3 +18,11 @@ def test_the_first_example_runs() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "news Hello, subscribers!\nb'bytes work too'\n"
+
+
+def test_the_chat_shown_is_the_example_that_is_tested() -> None:
+    blocks = re.findall(r"```python\n(.*?)```", DOCS.read_text(), re.DOTALL)
+    chat = next(block for block in blocks if "async def chat(" in block)
+    shown = chat.split("# connected in the lifespan, as above\n\n\n", 1)[1]
+    example = (DOCS.parent.parent / "examples" / "broadcast_chat.py").read_text()
+    assert shown in example
