@@ -9,9 +9,10 @@ The connection is kept by one task (``_run``): it connects, subscribes to every 
 hub holds (plus a private sentinel channel, whose confirmation says "connected"), then reads
 until the connection fails, and starts again after a short, growing, jittered pause. So a Redis
 restart costs the messages published while it was down (pub/sub keeps nothing) and nothing
-else: the subscriptions come back by themselves. SUBSCRIBE and UNSUBSCRIBE commands go through
-a queue to a writer task on the same connection, so a subscriber that leaves never waits on the
-network (its context exit stays safe under cancellation) and commands keep their order.
+else: the subscriptions come back by themselves. While connected, three tasks share the
+connection: the reader; a writer, to which SUBSCRIBE and UNSUBSCRIBE go through a queue (so a
+subscriber that leaves never waits on the network, its context exit stays safe under
+cancellation, and commands keep their order); and a watcher that PINGs a silent connection.
 
 ``subscribe`` returns only once Redis has confirmed every channel, so a message published
 (by any process) after it returns is delivered. redis-py's own retries are off: this module
