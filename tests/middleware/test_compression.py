@@ -9,12 +9,14 @@ import sys
 import threading
 import zlib
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import brotli  # type: ignore[import-untyped]
 import pytest
 from backports import zstd
 
+from starling import _compressors
 from starling._compressors import Stream
 from starling.applications import Starling
 from starling.middleware import Middleware
@@ -492,3 +494,16 @@ def test_a_hostile_accept_encoding_is_a_normal_request(
         assert response.status_code == 200
         assert response.text == BODY
         assert "content-encoding" not in response.headers
+
+
+def test_zstd_compressors_are_reused_safely(monkeypatch: pytest.MonkeyPatch) -> None:
+    whole = CompressionMiddleware(response_app([])).codings["zstd"].whole
+    bodies = [BODY_BYTES[:n] for n in range(0, len(BODY_BYTES), 97)]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        frames = list(pool.map(whole, bodies * 4))
+    for body, frame in zip(bodies * 4, frames, strict=True):
+        assert zstd.decompress(frame) == body
+        # the size is in the frame header, as with a one-shot zstd.compress()
+        assert zstd.get_frame_info(frame).decompressed_size == len(body)
+    monkeypatch.setattr(_compressors, "ZSTD_POOL_SIZE", 0)  # nothing kept: still right
+    assert zstd.decompress(whole(BODY_BYTES)) == BODY_BYTES
