@@ -16,7 +16,7 @@ default: it waits forever). Two things end the streams first:
   the streams of the event loop that runs it (Router.lifespan calls ``lifespan_shutdown``).
 
 Each open stream holds a ``ShutdownWatch``; waking one is thread-safe and signal-safe (it only
-schedules ``Event.set`` on the stream's own event loop).
+schedules the stream's callback on the stream's own event loop).
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ import threading
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
-
-import anyio
 
 _SIGNALS = tuple(
     sig for sig in (getattr(signal, name, None) for name in ("SIGINT", "SIGTERM")) if sig
@@ -62,27 +60,39 @@ def _current_loop() -> tuple[object, Callable[[Callable[[], object]], object]]:
 
 
 class ShutdownWatch:
-    """One open stream's view of the server stopping; use as a context manager."""
+    """One open stream's view of the server stopping; use as a context manager.
 
-    def __init__(self) -> None:
-        self.event = anyio.Event()
+    ``on_shutdown`` is called once, on the stream's event loop, when the server stops (at
+    once on entering if it is already stopping). It must not block: a stream cancels its
+    tasks there.
+    """
+
+    def __init__(self, on_shutdown: Callable[[], object]) -> None:
+        self.on_shutdown = on_shutdown
+        self.fired = False
         self.loop, self._call_soon = _current_loop()
 
     def __enter__(self) -> ShutdownWatch:
         _watches.add(self)
         _install_signal_hooks()
         if _Epoch.signalled:
-            self.event.set()  # the server is already stopping: end at once
+            self.fire()  # the server is already stopping: end at once
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         _watches.discard(self)
 
+    def fire(self) -> None:
+        """Call ``on_shutdown`` (once); on the stream's event loop only."""
+        if not self.fired:
+            self.fired = True
+            self.on_shutdown()
+
     def wake(self) -> None:
-        """Set the event from any thread, or from a signal handler."""
+        """Have ``fire`` called on the stream's event loop: from any thread, or a signal."""
         # A RuntimeError: the stream's event loop is closed, nothing left to end.
         with contextlib.suppress(RuntimeError):
-            self._call_soon(self.event.set)
+            self._call_soon(self.fire)
 
 
 class _ChainedHandler:
@@ -123,4 +133,4 @@ def lifespan_shutdown() -> None:
     loop, _ = _current_loop()
     for watch in tuple(_watches):
         if watch.loop is loop:
-            watch.event.set()
+            watch.fire()

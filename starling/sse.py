@@ -15,6 +15,7 @@ client that left.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
@@ -31,10 +32,12 @@ from collections.abc import (
 from typing import Any, Final
 
 import anyio
+import anyio.abc
 import anyio.from_thread
 import anyio.lowlevel
 import anyio.to_thread
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio import get_cancelled_exc_class
+from anyio.streams.memory import MemoryObjectSendStream
 
 from starling._shutdown import ShutdownWatch
 from starling.background import BackgroundTask
@@ -254,8 +257,9 @@ class EventSourceResponse(Response):
             "status": self.status_code,
             "headers": self.raw_headers,
         }
-        with ShutdownWatch() as watch:
-            if scope.get("method") == "HEAD" or watch.event.is_set():
+        stream = _Stream(self, send)
+        with ShutdownWatch(stream.stop_for_shutdown) as watch:
+            if scope.get("method") == "HEAD" or watch.fired:
                 # No events: a HEAD request, or a server already stopping (the client comes
                 # back, to another worker). The producer is closed without being started.
                 await send(start)
@@ -263,7 +267,7 @@ class EventSourceResponse(Response):
                 ended = "complete"
                 await self._close_unstarted()
             else:
-                ended = await _Stream(self, send).run(start, receive, watch.event)
+                ended = await stream.run(start, receive)
         if ended == "disconnect" and self.on_disconnect is not None:
             result = self.on_disconnect()
             if inspect.isawaitable(result):
@@ -291,53 +295,49 @@ async def _aclose(iterator: object) -> None:
 
 
 class _Stream:
-    """One response's run: the producer and pinger tasks feed one sender; watchers end it.
+    """One response's run: the producer iterated in this task, a pinger and two watchers.
 
-    The producer and the pinger put encoded chunks into one unbuffered channel and only the
-    sender calls ``send()``, so chunks never interleave and a chunk taken from the channel is
-    always sent: nothing is cancelled between taking and sending it. An empty chunk from the
-    producer means it is done.
+    An async producer is iterated right here, each event sent as soon as it is made. A sync
+    one runs in a worker thread of its own and hands its events over an unbuffered channel.
+    The pinger sends a comment after ``ping`` idle seconds; ``sending`` and ``pinging`` keep
+    its sends and the events' from overlapping without a lock (a check and a set with no
+    ``await`` between them cannot interleave).
     """
 
     def __init__(self, response: EventSourceResponse, send: Send) -> None:
         self.response = response
         self.send = send
         self.ended = "complete"
+        self.timed = response.ping is not None
         self.last_sent = anyio.current_time()
+        self.sending = False
+        self.pinging: anyio.Event | None = None
+        self.scope: anyio.CancelScope | None = None
 
-    async def run(self, start: Message, receive: Receive, shutdown: anyio.Event) -> str:
+    def stop_for_shutdown(self) -> None:
+        """The server is stopping: end the stream (called on its event loop)."""
+        if self.ended == "complete":
+            self.ended = "shutdown"
+        if self.scope is not None:
+            self.scope.cancel()
+
+    async def run(self, start: Message, receive: Receive) -> str:
         """Stream until the producer ends, the client leaves or the server stops; say which."""
-        failure: BaseException | None = None
-        chunks, chunk_stream = anyio.create_memory_object_stream[bytes](0)
-        try:
-            async with anyio.create_task_group() as task_group:
-                scope = task_group.cancel_scope
-                watch = self._watch
-                task_group.start_soon(watch, _wait_for_disconnect, receive, "disconnect", scope)
-                task_group.start_soon(watch, _wait_for_event, shutdown, "shutdown", scope)
-                try:
-                    await self._send(start)
-                    task_group.start_soon(self._produce, chunks.clone())
-                    if self.response.ping is not None:
-                        task_group.start_soon(self._ping, chunks.clone(), self.response.ping)
-                    # ``chunks`` stays open until the end, so the channel never reports its end
-                    # on its own: the producer's empty chunk does.
-                    await self._send_chunks(chunk_stream)
-                except _ClientGone:
-                    self.ended = "disconnect"
-                scope.cancel()
-        except BaseExceptionGroup as group:
-            if len(group.exceptions) != 1:  # pragma: no cover (two tasks failing at once)
-                raise
-            failure = group.exceptions[0]
-        finally:
-            chunks.close()
-            # Closed only now that every task is over: a sync producer's thread, still blocked
-            # handing over a chunk, gets BrokenResourceError, stops and closes the producer.
-            chunk_stream.close()
-        if failure is not None:
-            # raised outside the except block so that the group is not its __context__
-            raise failure
+        async with _task_group() as task_group:
+            self.scope = scope = task_group.cancel_scope
+            task_group.start_soon(self._watch_disconnect, receive, scope)
+            try:
+                await self._send(start)
+                if self.response.ping is not None:
+                    task_group.start_soon(self._ping, self.response.ping, scope)
+                content = self.response.content
+                if isinstance(content, AsyncIterable):
+                    await self._stream_async(content)
+                else:
+                    await self._stream_sync(iter(content))
+            except _ClientGone:
+                self.ended = "disconnect"
+            scope.cancel()
         if self.ended != "disconnect":
             # The producer ended or the server is stopping: a clean end of the stream (a client
             # reconnects, to another worker if this one stops).
@@ -347,88 +347,135 @@ class _Stream:
                 self.ended = "disconnect"
         return self.ended
 
-    async def _watch(
-        self,
-        wait: Callable[[Any], Awaitable[None]],
-        argument: Any,
-        reason: str,
-        scope: anyio.CancelScope,
-    ) -> None:
-        await wait(argument)
-        self.ended = reason
+    async def _watch_disconnect(self, receive: Receive, scope: anyio.CancelScope) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        if self.ended == "complete":
+            self.ended = "disconnect"
         scope.cancel()
 
     async def _send(self, message: Message) -> None:
         timeout = self.response.send_timeout
         try:
-            with anyio.fail_after(timeout):
+            if timeout is None:
                 await self.send(message)
+            else:
+                with anyio.fail_after(timeout):
+                    await self.send(message)
         except TimeoutError:
             logger.info("Dropped an event stream's client: one send took over %ss.", timeout)
             raise _ClientGone from None
         except OSError:  # ASGI 2.4: send() raises OSError once the client is gone
             raise _ClientGone from None
-        self.last_sent = anyio.current_time()
+        if self.timed:
+            self.last_sent = anyio.current_time()
 
-    async def _send_chunks(self, chunks: MemoryObjectReceiveStream[bytes]) -> None:
-        while body := await chunks.receive():
+    async def _send_event(self, body: bytes) -> None:
+        while self.pinging is not None:
+            await self.pinging.wait()
+        self.sending = True
+        try:
             await self._send({"type": "http.response.body", "body": body, "more_body": True})
+        finally:
+            self.sending = False
 
-    async def _ping(self, chunks: MemoryObjectSendStream[bytes], interval: float) -> None:
-        """Put a ping in the channel whenever nothing was sent for ``interval`` seconds."""
-        async with chunks:
-            while True:
-                await anyio.sleep_until(self.last_sent + interval)
-                if anyio.current_time() >= self.last_sent + interval:
-                    await chunks.send(PING)
+    async def _ping(self, interval: float, scope: anyio.CancelScope) -> None:
+        """Send a ping whenever nothing was sent for ``interval`` seconds."""
+        while True:
+            await anyio.sleep_until(self.last_sent + interval)
+            if self.sending or anyio.current_time() < self.last_sent + interval:
+                continue  # an event is going out, or went out meanwhile
+            self.pinging = done = anyio.Event()
+            try:
+                await self._send({"type": "http.response.body", "body": PING, "more_body": True})
+            except _ClientGone:
+                self.ended = "disconnect"
+                scope.cancel()
+            finally:
+                self.pinging = None
+                done.set()
 
-    async def _produce(self, chunks: MemoryObjectSendStream[bytes]) -> None:
-        content = self.response.content
-        async with chunks:
-            if isinstance(content, AsyncIterable):
-                await _produce_async(content, chunks)
-            else:
-                await anyio.to_thread.run_sync(
-                    functools.partial(_produce_sync, iter(content), chunks),
-                    abandon_on_cancel=True,
-                    limiter=_get_thread_limiter(),
-                )
-            await chunks.send(b"")  # the end
+    async def _stream_async(self, content: AsyncIterable[Any]) -> None:
+        iterator: AsyncIterator[Any] = aiter(content)
+        try:
+            async for item in iterator:
+                body = _encode_item(item)
+                if body:
+                    await self._send_event(body)
+        finally:
+            await _aclose(iterator)
+
+    async def _stream_sync(self, iterator: Iterator[Any]) -> None:
+        # One event may wait in the buffer, so that the thread rarely waits for the sender.
+        events, received = anyio.create_memory_object_stream[bytes](1)
+        try:
+            async with _task_group() as task_group:
+                task_group.start_soon(self._run_sync, iterator, events)
+                async for body in received:
+                    await self._send_event(body)
+        finally:
+            # Closed only once this stream is over: the producer's thread, if still blocked
+            # handing over an event, gets BrokenResourceError, stops and closes the producer.
+            received.close()
+
+    @staticmethod
+    async def _run_sync(iterator: Iterator[Any], events: MemoryObjectSendStream[bytes]) -> None:
+        with events:
+            await anyio.to_thread.run_sync(
+                functools.partial(_produce_sync, iterator, events, get_cancelled_exc_class()),
+                abandon_on_cancel=True,
+                limiter=_get_thread_limiter(),
+            )
 
 
-async def _wait_for_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-async def _wait_for_event(event: anyio.Event) -> None:
-    await event.wait()
-
-
-async def _produce_async(
-    content: AsyncIterable[Any], chunks: MemoryObjectSendStream[bytes]
-) -> None:
-    iterator: AsyncIterator[Any] = aiter(content)
+@contextlib.asynccontextmanager
+async def _task_group() -> AsyncIterator[anyio.abc.TaskGroup]:
+    """A task group whose one error comes out as itself, not in an ExceptionGroup."""
+    failure: BaseException | None = None
     try:
-        async for item in iterator:
-            body = _encode_item(item)
-            if body:
-                await chunks.send(body)
-    finally:
-        await _aclose(iterator)
+        async with anyio.create_task_group() as task_group:
+            yield task_group
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) != 1:  # pragma: no cover (two tasks failing at once)
+            raise
+        failure = group.exceptions[0]
+    if failure is not None:
+        # raised outside the except block so that the group is not its __context__
+        raise failure
 
 
-def _produce_sync(iterator: Iterator[Any], chunks: MemoryObjectSendStream[bytes]) -> None:
+def _produce_sync(
+    iterator: Iterator[Any],
+    chunks: MemoryObjectSendStream[bytes],
+    cancelled: type[BaseException],
+) -> None:
     """Iterate a sync producer in this worker thread, and close it here too."""
     try:
         for item in iterator:
             body = _encode_item(item)
-            if body:
-                try:
-                    anyio.from_thread.run(chunks.send, body)
-                except (anyio.BrokenResourceError, anyio.ClosedResourceError, RuntimeError):
-                    return  # the stream is over (or its event loop gone): stop iterating
+            if body and not _hand_over(body, chunks, cancelled):
+                break  # the stream is over (or its event loop gone): stop iterating
     finally:
         close = getattr(iterator, "close", None)
         if close is not None:
             close()
+
+
+def _hand_over(
+    body: bytes, chunks: MemoryObjectSendStream[bytes], cancelled: type[BaseException]
+) -> bool:
+    """Give ``body`` to the stream's event loop from its worker thread; False once it is over.
+
+    Once the response is over, the thread is on its own (abandoned): the channel is closed
+    at either end, the hand-over is cancelled with the response, or the loop is gone.
+    """
+    try:
+        try:
+            # PERF: a call of send_nowait() costs the event loop less than a task running
+            # send(), which is needed only when the buffer is full.
+            anyio.from_thread.run_sync(chunks.send_nowait, body)
+        except anyio.WouldBlock:
+            anyio.from_thread.run(chunks.send, body)
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError, RuntimeError, cancelled):
+        return False
+    return True

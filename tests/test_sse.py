@@ -510,16 +510,23 @@ async def test_lifespan_shutdown_ends_only_its_own_event_loops_streams() -> None
     with anyio.from_thread.start_blocking_portal() as portal:
         other = portal.call(_open_watch)
         try:
-            with _shutdown.ShutdownWatch() as mine:
+            calls: list[str] = []
+            with _shutdown.ShutdownWatch(lambda: calls.append("mine")) as mine:
                 _shutdown.lifespan_shutdown()
-                assert mine.event.is_set()
-            assert not portal.call(other.event.is_set)
+                _shutdown.lifespan_shutdown()  # once only
+                assert mine.fired
+            assert calls == ["mine"]
+            assert not other.fired
         finally:
             other.__exit__()
 
 
 async def _open_watch() -> _shutdown.ShutdownWatch:
-    return _shutdown.ShutdownWatch().__enter__()
+    return _shutdown.ShutdownWatch(_never_called).__enter__()
+
+
+def _never_called() -> None:
+    raise AssertionError("not this event loop's stream")  # pragma: no cover (the point)
 
 
 def test_a_watch_on_a_closed_event_loop_is_left_alone() -> None:
@@ -528,7 +535,7 @@ def test_a_watch_on_a_closed_event_loop_is_left_alone() -> None:
 
 
 async def _make_watch() -> _shutdown.ShutdownWatch:
-    return _shutdown.ShutdownWatch()
+    return _shutdown.ShutdownWatch(_never_called)
 
 
 @pytest.fixture
@@ -604,3 +611,119 @@ def test_gzip_never_touches_an_event_stream(
     response = test_client_factory(app).get("/", headers={"Accept-Encoding": "gzip"})
     assert "content-encoding" not in response.headers
     assert response.text == "".join(f"data: {event}\n\n" for event in events)
+
+
+async def test_an_event_waits_for_a_ping_being_sent() -> None:
+    server = Server()
+    ping_started = anyio.Event()
+    release_ping = anyio.Event()
+
+    async def producer() -> AsyncIterator[str]:
+        yield "first"
+        await ping_started.wait()
+        yield "second"  # a ping is still going out: this event waits for it
+
+    async def send(message: Message) -> None:
+        server.sent.append(message)
+        if message.get("body") == PING and not ping_started.is_set():
+            ping_started.set()
+            await release_ping.wait()
+
+    async with anyio.create_task_group() as task_group:
+        response = EventSourceResponse(producer(), ping=0.01)
+        task_group.start_soon(response, server.scope, server.receive, send)
+        with anyio.fail_after(START_TIMEOUT):
+            await ping_started.wait()
+            await anyio.sleep(0.02)  # the producer tries to send "second" meanwhile
+            release_ping.set()
+    bodies = server.bodies
+    assert bodies[:2] == [b"data: first\n\n", PING]
+    assert bodies[-2:] == [b"data: second\n\n", b""]
+
+
+async def test_no_ping_while_an_event_is_being_sent() -> None:
+    server = Server()
+    release = anyio.Event()
+
+    async def send(message: Message) -> None:
+        server.sent.append(message)
+        if message.get("body") == b"data: slow\n\n":
+            await release.wait()  # a client slow to take this event, for many ping intervals
+
+    async with anyio.create_task_group() as task_group:
+        response = EventSourceResponse(iter(["slow"]), ping=0.005)
+        task_group.start_soon(response, server.scope, server.receive, send)
+        with anyio.fail_after(START_TIMEOUT):
+            await anyio.sleep(0.05)
+            release.set()
+    # pings may precede the event (the worker thread is slow to start), none while it is sent
+    assert server.bodies[-2:] == [b"data: slow\n\n", b""]
+
+
+async def test_a_ping_that_fails_ends_the_stream() -> None:
+    producer = Producer()
+    server = Server(spec_version="2.4")
+    calls: list[str] = []
+
+    async def send(message: Message) -> None:
+        if message.get("body") == PING:
+            raise OSError("connection lost")
+        server.sent.append(message)
+
+    response = EventSourceResponse(
+        producer.one_then_idle(), ping=0.01, on_disconnect=lambda: calls.append("gone")
+    )
+    with anyio.fail_after(START_TIMEOUT):
+        await response(server.scope, server.receive, send)
+    assert producer.closed.is_set()
+    assert calls == ["gone"]
+    assert server.bodies == [b"data: first\n\n"]
+
+
+async def test_a_fast_sync_producer_waits_for_a_slow_client() -> None:
+    """The sync producer runs at most one event ahead, and stops once the client leaves."""
+    made: list[int] = []
+    closed = threading.Event()
+
+    def fast() -> Iterator[str]:
+        try:
+            number = 0
+            while True:
+                made.append(number)
+                yield str(number)
+                number += 1
+        finally:
+            closed.set()
+
+    server = Server()
+
+    async def slow_send(message: Message) -> None:
+        server.sent.append(message)
+        if message["type"] == "http.response.body":
+            server.body_sent.set()
+            await anyio.sleep_forever()  # a client that takes one event and stalls
+
+    async with anyio.create_task_group() as task_group:
+        task_group.start_soon(EventSourceResponse(fast()), server.scope, server.receive, slow_send)
+        with anyio.fail_after(START_TIMEOUT):
+            await server.body_sent.wait()
+            await anyio.sleep(0.05)  # the thread fills the buffer, then blocks
+            server.left.set()
+    assert await anyio.to_thread.run_sync(closed.wait, START_TIMEOUT)
+    assert len(made) <= 4
+    assert server.bodies == [b"data: 0\n\n"]
+
+
+async def test_the_first_reason_to_end_is_kept() -> None:
+    stream = sse._Stream(EventSourceResponse([]), Server().send)
+    stream.ended = "disconnect"
+    stream.stop_for_shutdown()  # the server stops while a left client's stream ends
+    assert stream.ended == "disconnect"
+    stream.ended = "shutdown"
+    with anyio.CancelScope() as scope:
+        await stream._watch_disconnect(_disconnected, scope)
+    assert stream.ended == "shutdown"
+
+
+async def _disconnected() -> Message:
+    return {"type": "http.disconnect"}
