@@ -101,6 +101,7 @@ class CompressionMiddleware:
         self.codings = {name: load(name, chosen_levels[name]) for name in encodings}
         self.encodings = tuple(self.codings)
         self.exclude_content_types = _normalize_content_types(exclude_content_types)
+        self._exclusions = _exclusions(self.exclude_content_types)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -125,7 +126,7 @@ class _Responder:
     ) -> None:
         self.minimum_size = middleware.minimum_size
         self.thread_minimum_size = middleware.thread_minimum_size
-        self.exclusions = _exclusions(middleware.exclude_content_types)
+        self.exclusions = middleware._exclusions
         self.coding = coding
         self.head = head
         self.downstream = send
