@@ -334,7 +334,7 @@ class _Stream:
                 if isinstance(content, AsyncIterable):
                     await self._stream_async(content)
                 else:
-                    await self._stream_sync(iter(content))
+                    await self._stream_sync(iter(content), task_group)
             except _ClientGone:
                 self.ended = "disconnect"
             scope.cancel()
@@ -405,14 +405,13 @@ class _Stream:
         finally:
             await _aclose(iterator)
 
-    async def _stream_sync(self, iterator: Iterator[Any]) -> None:
+    async def _stream_sync(self, iterator: Iterator[Any], task_group: anyio.abc.TaskGroup) -> None:
         # One event may wait in the buffer, so that the thread rarely waits for the sender.
         events, received = anyio.create_memory_object_stream[bytes](1)
         try:
-            async with _task_group() as task_group:
-                task_group.start_soon(self._run_sync, iterator, events)
-                async for body in received:
-                    await self._send_event(body)
+            task_group.start_soon(self._run_sync, iterator, events)
+            async for body in received:
+                await self._send_event(body)
         finally:
             # Closed only once this stream is over: the producer's thread, if still blocked
             # handing over an event, gets BrokenResourceError, stops and closes the producer.
