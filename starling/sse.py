@@ -5,9 +5,9 @@ when it is built, so no value can start a field or an event of its own: ``event`
 ``comment`` refuse CR and LF, ``id`` refuses NUL, and the line breaks of ``data`` (CR, LF and
 CRLF) become one ``data:`` line each.
 
-The response runs the producer (the content iterable) in a task of its own and sends what it
-yields; a comment line goes out after every ``ping`` seconds without an event, so proxies and
-clients see the connection alive. The producer is closed (``aclose()``, or ``close()`` in the
+The response sends what the producer (the content iterable) yields as soon as it is yielded; a
+comment line goes out after every ``ping`` seconds without an event, so proxies and clients see
+the connection alive. The producer is closed (``aclose()``, or ``close()`` in the
 worker thread that iterated it) when the client leaves, when the server stops, when a send
 takes longer than ``send_timeout`` and when the producer fails; nothing keeps running for a
 client that left.
@@ -295,10 +295,12 @@ async def _aclose(iterator: object) -> None:
 
 
 class _Stream:
-    """One response's run: the producer iterated in this task, a pinger and two watchers.
+    """One response's run: the producer iterated in this task, a pinger and a watcher.
 
     An async producer is iterated right here, each event sent as soon as it is made. A sync
-    one runs in a worker thread of its own and hands its events over an unbuffered channel.
+    one runs in a worker thread of its own and hands its events over a channel holding one.
+    The watcher ends the stream when the client leaves; the ShutdownWatch, when the server
+    stops.
     The pinger sends a comment after ``ping`` idle seconds; ``sending`` and ``pinging`` keep
     its sends and the events' from overlapping without a lock (a check and a set with no
     ``await`` between them cannot interleave).
