@@ -280,3 +280,14 @@ def make_bare_service() -> ASGIApp:
         await send_all(send, status, headers, body)
 
     return app
+
+
+def __getattr__(name: str) -> ASGIApp:
+    # Built on first use: uvicorn imports "benchmarks.service:starling_service" and the like.
+    if name == "starling_service":
+        return make_service("starling")
+    if name == "starlette_service":
+        return make_service("starlette")
+    if name == "bare_service":
+        return make_bare_service()
+    raise AttributeError(name)
