@@ -48,6 +48,7 @@ $(BENCH_STAMP): pyproject.toml
 bench: $(BENCH_STAMP) $(STAMP)
 	$(BENCH_VENV)/bin/python -m benchmarks.inprocess $(BENCH_ARGS)
 	$(BENCH_VENV)/bin/python -m benchmarks.forms $(BENCH_FORMS_ARGS)
+	$(BENCH_VENV)/bin/python -m benchmarks.realistic $(BENCH_REALISTIC_ARGS)
 	$(BENCH_VENV)/bin/python -m benchmarks.stores --algorithm $(BENCH_STORES_ARGS)
 	# FastAPI on starling vs on Starlette needs FastAPI: the dev environment has both
 	$(BIN)/python -m benchmarks.fastapi_bench $(BENCH_FASTAPI_ARGS)

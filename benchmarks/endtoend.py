@@ -20,7 +20,9 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +30,8 @@ from contextlib import contextmanager
 from benchmarks.apps import HELLO, JSON_PAYLOAD
 
 APPS = {"starling": 8101, "starlette": 8102, "bare": 8103}
+# The realistic service (benchmarks/service.py), served beside the simple apps
+SERVICE_PORTS = {"starling": 8111, "starlette": 8112, "bare": 8113}
 CASES = {
     "hello": ("/", HELLO.encode()),
     "json": ("/json", None),
@@ -36,6 +40,15 @@ CASES = {
 }
 JSON_BODIES = {"json": JSON_PAYLOAD, "users": {"id": 42}}
 SERVER_CORE, LOAD_CORE = "0", "1"
+# The realistic requests: headers as the in-process benchmark sends them; `get` asks for a
+# different item id (of a million) on every request, through a wrk script.
+VARIED_GET = """
+math.randomseed(1)
+request = function()
+  return wrk.format(nil, "/api/items/" .. math.random(1, 1000000))
+end
+"""
+SERVICE_CASES = {"list": "/api/items/?offset=40&limit=20", "get": None, "health": "/health"}
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 
@@ -44,19 +57,19 @@ def pinned(core: str) -> list[str]:
 
 
 @contextmanager
-def servers() -> Iterator[None]:
+def servers(apps: dict[str, int] = APPS, target: str = "benchmarks.apps:{}_app") -> Iterator[None]:
     processes = []
     try:
-        for name, port in APPS.items():
+        for name, port in apps.items():
             command = [
                 *pinned(SERVER_CORE),
-                sys.executable, "-m", "uvicorn", f"benchmarks.apps:{name}_app",
+                sys.executable, "-m", "uvicorn", target.format(name),
                 "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
                 "--http", "httptools", "--loop", "uvloop",
                 "--log-level", "warning", "--no-access-log",
             ]  # fmt: skip
             processes.append(subprocess.Popen(command))
-        for port in APPS.values():
+        for port in apps.values():
             wait_until_up(port)
         yield
     finally:
@@ -76,6 +89,8 @@ def wait_until_up(port: int) -> None:
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1).read()
             return
+        except urllib.error.HTTPError:  # up, answering 404 (or 400 for a host it refuses)
+            return
         except OSError:
             if time.monotonic() > deadline:
                 raise
@@ -92,13 +107,24 @@ def check(name: str, case: str) -> None:
         raise AssertionError(f"{name} {case}: unexpected response {status} {body[:200]!r}")
 
 
-def wrk(port: int, path: str, duration: int, connections: int) -> tuple[float, float]:
+def wrk(
+    port: int,
+    path: str,
+    duration: int,
+    connections: int,
+    headers: tuple[tuple[bytes, bytes], ...] = (),
+    script: str | None = None,
+) -> tuple[float, float]:
     """req/s and p99 latency in ms."""
     command = [
         *pinned(LOAD_CORE),
         "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "--latency",
-        f"http://127.0.0.1:{port}{path}",
     ]  # fmt: skip
+    for name, value in headers:
+        command += ["-H", f"{name.decode()}: {value.decode()}"]
+    if script is not None:
+        command += ["-s", script]
+    command.append(f"http://127.0.0.1:{port}{path}")
     output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout
     rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", output)
@@ -115,10 +141,61 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=3)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--cases", nargs="*", default=list(CASES))
+    parser.add_argument("--service-cases", nargs="*", default=list(SERVICE_CASES))
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk not found: install it with `apt-get install -y wrk` (Debian).")
         return
+    if args.cases:
+        simple(args)
+    if args.service_cases:
+        service(args)
+
+
+def service(args: argparse.Namespace) -> None:
+    """The realistic service's requests, each app serving its own service."""
+    from benchmarks.realistic import cases as service_requests
+
+    requests = service_requests()
+    names = list(SERVICE_PORTS)
+    rates: dict[tuple[str, str], list[float]] = {}
+    p99s: dict[tuple[str, str], list[float]] = {}
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        script.write(VARIED_GET)
+        script.flush()
+
+        def load(name: str, case: str, duration: int) -> tuple[float, float]:
+            headers = tuple(h for h in requests[case].headers if h[0] != b"user-agent")
+            path = SERVICE_CASES[case]
+            return wrk(
+                SERVICE_PORTS[name],
+                path or "/api/items/1",
+                duration,
+                args.connections,
+                headers,
+                None if path else script.name,
+            )
+
+        with servers(SERVICE_PORTS, "benchmarks.service:{}_service"):
+            for case in args.service_cases:
+                for name in names:
+                    load(name, case, 1)  # warm up (wrk refuses non-2xx answers)
+            for index in range(args.rounds):
+                for case in args.service_cases:
+                    order = names[index % len(names) :] + names[: index % len(names)]
+                    for name in order:
+                        rate, p99 = load(name, case, args.duration)
+                        rates.setdefault((case, name), []).append(rate)
+                        p99s.setdefault((case, name), []).append(p99)
+                print(f"  service round {index + 1}/{args.rounds}", file=sys.stderr)
+    print(
+        f"\n## End to end, the realistic service: uvicorn as above, {args.rounds} rounds of "
+        f"{args.duration}s\n"
+    )
+    table(args.service_cases, names, rates, p99s)
+
+
+def simple(args: argparse.Namespace) -> None:
     names = list(APPS)
     rates: dict[tuple[str, str], list[float]] = {}
     p99s: dict[tuple[str, str], list[float]] = {}
@@ -141,13 +218,22 @@ def main() -> None:
         f"wrk -t1 -c{args.connections} on core {LOAD_CORE}, {args.rounds} rounds of "
         f"{args.duration}s\n"
     )
+    table(args.cases, names, rates, p99s)
+
+
+def table(
+    cases: list[str],
+    names: list[str],
+    rates: dict[tuple[str, str], list[float]],
+    p99s: dict[tuple[str, str], list[float]],
+) -> None:
     header = "| endpoint | " + " | ".join(f"{name} req/s" for name in names)
     header += " | " + " | ".join(f"{name} p99 ms" for name in names)
     print(
         header + " | starling/bare | Starlette/bare | starling/Starlette | p99 starling/Starlette |"
     )
     print("|---" * (2 * len(names) + 5) + "|")
-    for case in args.cases:
+    for case in cases:
         cells = []
         for name in names:
             values = rates[(case, name)]
