@@ -22,6 +22,7 @@ from starling import _router_index
 from starling._exception_handler import handle_exceptions, respond_to_exception
 from starling._router_index import HTTP, INDEXABLE, WEBSOCKET, RouteIndex, RouteList
 from starling._routing_lifespan import lifespan_context_for
+from starling._shutdown import lifespan_shutdown
 from starling._urlparse import parse_host
 from starling._utils import get_route_path, is_async_callable
 from starling.concurrency import run_in_threadpool
@@ -809,6 +810,8 @@ class Router:
                 await send({"type": "lifespan.startup.complete"})
                 started = True
                 await receive()
+                # Open event streams end now rather than hold the shutdown up.
+                lifespan_shutdown()
         except BaseException:
             exc_text = traceback.format_exc()
             if started:

@@ -87,7 +87,9 @@ class _Exclusions:
 
     def match(self, content_type: str) -> bool:
         media_type = content_type.split(";", 1)[0].strip().lower()
-        if media_type in self.exact:
+        # An event stream is never compressed, whatever the list says: each event must reach the
+        # client as it is sent, through proxies that buffer compressed bodies too.
+        if media_type in self.exact or media_type == "text/event-stream":
             return True
         if self.grpc and media_type.startswith("application/grpc+"):
             return True
