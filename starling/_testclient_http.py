@@ -93,7 +93,11 @@ def websocket_scope(
 
 def body_messages(request: httpx.Request) -> list[Message]:
     """The request body as ``http.request`` messages, one per non-empty chunk of the stream."""
-    chunks = [chunk for chunk in request.stream if chunk]  # type: ignore[union-attr]
+    return chunk_messages([chunk for chunk in request.stream if chunk])  # type: ignore[union-attr]
+
+
+def chunk_messages(chunks: list[bytes]) -> list[Message]:
+    """``http.request`` messages carrying ``chunks`` (non-empty), as a server sends them."""
     if not chunks:
         return [{"type": "http.request", "body": b""}]
     messages: list[Message] = [
@@ -116,6 +120,7 @@ class _Exchange:
     cancel_scope: anyio.CancelScope
     responded: anyio.Event  # the test has the whole response: receive() gives the disconnect
     finished: anyio.Event  # the response is complete or the app has ended
+    ended: anyio.Event  # the app has returned or raised (its background tasks are done)
 
     def __init__(self, app: ASGIApp, scope: Scope, requests: list[Message]) -> None:
         self.app = app
@@ -137,6 +142,7 @@ class _Exchange:
     async def run(self) -> None:
         self.responded = anyio.Event()
         self.finished = anyio.Event()
+        self.ended = anyio.Event()
         try:
             with anyio.CancelScope() as self.cancel_scope:
                 try:
@@ -145,6 +151,7 @@ class _Exchange:
                     self.error = exc
         finally:
             self.finished.set()
+            self.ended.set()
             self.outbox.close()  # the test's next read ends
 
     async def receive(self) -> Message:
@@ -233,12 +240,30 @@ class _Exchange:
             self.cancel_scope.cancel()
 
 
-class _ResponseStream(httpx.SyncByteStream):
-    """The response body, pulled from the app as the test reads it.
+class ExchangeStream:
+    """What the sync and async response streams share: the exchange, the flags, the report.
 
-    Closing it waits for the app to end when the test has the whole response (background
-    tasks run to completion), and cancels the app otherwise.
+    Closing a stream waits for the app to end when the test has the whole response
+    (background tasks run to completion), and cancels the app otherwise.
     """
+
+    def __init__(self, exchange: _Exchange, raise_server_exceptions: bool) -> None:
+        self.exchange = exchange
+        self.raise_server_exceptions = raise_server_exceptions
+        self.on_stop: Callable[[Any], Any] = _ignore
+        self.head = False  # a HEAD response has no body, whatever the app sends
+        self.stopped = False
+        self.reported = False
+
+    def _report(self) -> None:
+        error = self.exchange.error
+        if error is not None and self.raise_server_exceptions and not self.reported:
+            self.reported = True
+            raise error
+
+
+class _ResponseStream(ExchangeStream, httpx.SyncByteStream):
+    """The response body, pulled from the app (through the portal) as the test reads it."""
 
     def __init__(
         self,
@@ -248,15 +273,10 @@ class _ResponseStream(httpx.SyncByteStream):
         release: Callable[[], Any],
         raise_server_exceptions: bool,
     ) -> None:
-        self.exchange = exchange
+        super().__init__(exchange, raise_server_exceptions)
         self.portal = portal
         self.task = task
         self.release = release  # leaves the portal (when the request has its own)
-        self.raise_server_exceptions = raise_server_exceptions
-        self.on_stop: Callable[[_ResponseStream], Any] = _ignore
-        self.head = False  # a HEAD response has no body, whatever the app sends
-        self.stopped = False
-        self.reported = False
 
     def __iter__(self) -> Iterator[bytes]:
         exchange = self.exchange
@@ -294,15 +314,29 @@ class _ResponseStream(httpx.SyncByteStream):
             self.release()
         self._report()
 
-    def _report(self) -> None:
-        error = self.exchange.error
-        if error is not None and self.raise_server_exceptions and not self.reported:
-            self.reported = True
-            raise error
 
-
-def _ignore(stream: _ResponseStream) -> None:
+def _ignore(stream: ExchangeStream) -> None:
     """The default ``on_stop``, until the response is handed to the test."""
+
+
+def build_response(
+    request: httpx.Request, start: Message, exchange: _Exchange, stream: ExchangeStream
+) -> httpx.Response:
+    """The response the test gets for the app's "http.response.start", its body ``stream``."""
+    response = httpx.Response(
+        status_code=start["status"],
+        headers=list(start.get("headers", [])),
+        stream=stream,  # type: ignore[arg-type]
+    )
+    response.extensions = exchange.extensions  # shared: trailers arrive as the app runs
+    stream.head = request.method == "HEAD"
+    info = exchange.extensions.get("http.response.debug")
+    if info is not None:
+        if "template" in info:
+            response.template = info["template"]  # type: ignore[attr-defined]
+        if "context" in info:
+            response.context = info["context"]  # type: ignore[attr-defined]
+    return response
 
 
 class TestClientTransport(httpx.BaseTransport):
@@ -351,17 +385,7 @@ class TestClientTransport(httpx.BaseTransport):
         if start is None:
             stream.close()  # the app has ended: this raises its error (if raising)
             return self._no_response()
-        response = httpx.Response(
-            status_code=start["status"], headers=list(start.get("headers", [])), stream=stream
-        )
-        response.extensions = exchange.extensions  # shared: trailers arrive as the app runs
-        stream.head = request.method == "HEAD"
-        info = exchange.extensions.get("http.response.debug")
-        if info is not None:
-            if "template" in info:
-                response.template = info["template"]  # type: ignore[attr-defined]
-            if "context" in info:
-                response.context = info["context"]  # type: ignore[attr-defined]
+        response = build_response(request, start, exchange, stream)
         self.open[stream] = None
         stream.on_stop = self._forget
         return response
@@ -370,9 +394,7 @@ class TestClientTransport(httpx.BaseTransport):
         self.open.pop(stream, None)
 
     def _no_response(self) -> httpx.Response:
-        if self.raise_server_exceptions:
-            raise AssertionError("TestClient did not receive any response.")
-        return httpx.Response(status_code=500, headers=[])
+        return no_response(self.raise_server_exceptions)
 
     def cancel_open(self) -> None:
         """Cancels the app behind every response the test left open and waits for it to
@@ -388,6 +410,13 @@ class TestClientTransport(httpx.BaseTransport):
 
     def close(self) -> None:
         self.cancel_open()
+
+
+def no_response(raise_server_exceptions: bool) -> httpx.Response:
+    """What the test gets when the app ended without starting a response."""
+    if raise_server_exceptions:
+        raise AssertionError("TestClient did not receive any response.")
+    return httpx.Response(status_code=500, headers=[])
 
 
 async def settle() -> None:

@@ -17,7 +17,7 @@ from urllib.parse import unquote_plus
 import anyio
 import anyio.to_thread
 
-from starling._formerrors import MultiPartException
+from starling._formerrors import FileTooLarge, MultiPartException
 from starling._multipart import MultipartParser, parse_options_header
 from starling._urlencoded import UrlencodedParser
 from starling.datastructures import FormData, Headers, UploadFile, _form_data
@@ -266,8 +266,10 @@ class MultiPartParser:
     error (a limit, malformed data, a client disconnect) every file opened so far is closed
     before the error propagates.
 
-    Beyond Starlette, off by default: ``max_file_size`` (bytes; a larger file is a
-    ``MultiPartException``). Set it, or ``spool_max_size``, on a subclass or on this class.
+    Beyond Starlette, off by default: ``max_file_size`` (bytes; a larger file raises
+    ``FileTooLarge``, a ``MultiPartException`` that ``Request.form`` answers with a 413). Set
+    it, or ``spool_max_size``, per call (``request.form(max_file_size=...)``), on an
+    instance, on a subclass or on this class.
 
     The ``on_*`` callbacks are the python-multipart callback interface Starlette exposes, kept
     for code that drives the parser by hand; ``parse`` shares their part handling.
@@ -473,8 +475,8 @@ class MultiPartParser:
         size = upload.size + len(data)  # type: ignore[operator]
         upload.size = size
         if self.max_file_size is not None and size > self.max_file_size:
-            raise MultiPartException(
-                f"File exceeded maximum size of {self.max_file_size // 1024}KB."
+            raise FileTooLarge(
+                f"File exceeded maximum size of {self.max_file_size} bytes (max_file_size)."
             )
         if size <= self.spool_max_size:
             # Still under the spool threshold, so no chunk of this file is queued: an

@@ -272,28 +272,53 @@ class Request(HTTPConnection[StateT]):
         max_files: int | float = 1000,
         max_fields: int | float = 1000,
         max_part_size: int = 1024 * 1024,
+        max_file_size: int | None = None,
+        spool_max_size: int | None = None,
     ) -> AwaitableOrContextManager[FormData]:
-        """The parsed form, cached. Await it, or ``async with`` it to close its files after."""
+        """The parsed form, cached. Await it, or ``async with`` it to close its files after.
+
+        Starlette's limits (``max_files``, ``max_fields``, ``max_part_size``: over one, a 400)
+        apply to urlencoded and multipart bodies alike. Beyond Starlette, for uploads:
+        ``max_file_size`` bounds each file (bytes; over it, a 413) and ``spool_max_size`` is
+        the size past which a file is written to disk; left at None, both are
+        ``MultiPartParser``'s class attributes (no per-file limit, 1 MiB in memory).
+        """
+        if max_file_size is not None or spool_max_size is not None:
+            _check_upload_limits(max_file_size, spool_max_size)
         return AwaitableOrContextManagerWrapper(
-            self._get_form(max_files=max_files, max_fields=max_fields, max_part_size=max_part_size)
+            self._get_form(
+                max_files=max_files,
+                max_fields=max_fields,
+                max_part_size=max_part_size,
+                uploads=(max_file_size, spool_max_size),
+            )
         )
 
     async def _get_form(
-        self, *, max_files: int | float, max_fields: int | float, max_part_size: int
+        self,
+        *,
+        max_files: int | float,
+        max_fields: int | float,
+        max_part_size: int,
+        uploads: tuple[int | None, int | None] = (None, None),
     ) -> FormData:
         if self._form is None:
             content_type = _media_type(self.headers.get("content-type", ""))
             try:
                 if content_type == _FORM_MULTIPART:
-                    self._form = await _multipart_form(self, max_files, max_fields, max_part_size)
+                    self._form = await _multipart_form(
+                        self, max_files, max_fields, max_part_size, uploads
+                    )
                 elif content_type == _FORM_URLENCODED:
                     self._form = await self._urlencoded_form(max_fields, max_part_size)
                 else:
                     self._form = FormData()
             except MultiPartException as exc:
-                # Inside an application the client gets a 400; a bare Request lets it through.
+                # Inside an application the client gets a 400 (a 413 for a file over
+                # max_file_size); a bare Request lets the error through.
                 if "app" in self.scope:
-                    raise HTTPException(status_code=400, detail=exc.message) from exc
+                    status_code = getattr(exc, "status_code", 400)
+                    raise HTTPException(status_code=status_code, detail=exc.message) from exc
                 raise
         return self._form
 
@@ -464,8 +489,21 @@ async def _close_stream(stream: AsyncIterator[bytes]) -> None:
         await cast(AsyncGenerator[bytes, None], stream).aclose()
 
 
+def _check_upload_limits(max_file_size: int | None, spool_max_size: int | None) -> None:
+    for name, value in (("max_file_size", max_file_size), ("spool_max_size", spool_max_size)):
+        if value is not None and (type(value) is not int or value < 0):
+            raise ValueError(
+                f"request.form({name}=...) takes a number of bytes (an int, 0 or more) or "
+                f"None for MultiPartParser's default, not {value!r}."
+            )
+
+
 async def _multipart_form(
-    request: Request[Any], max_files: int | float, max_fields: int | float, max_part_size: int
+    request: Request[Any],
+    max_files: int | float,
+    max_fields: int | float,
+    max_part_size: int,
+    uploads: tuple[int | None, int | None],
 ) -> FormData:
     # Imported here: the multipart parser is a separate module, loaded by the first upload
     # (PERF: later uploads find it in sys.modules without import_module's machinery).
@@ -486,6 +524,11 @@ async def _multipart_form(
             max_fields=max_fields,
             max_part_size=max_part_size,
         )
+        max_file_size, spool_max_size = uploads
+        if max_file_size is not None:
+            parser.max_file_size = max_file_size
+        if spool_max_size is not None:
+            parser.spool_max_size = spool_max_size
         form: FormData = await parser.parse()
     finally:
         await _close_stream(stream)

@@ -36,6 +36,15 @@ DIFFERENCES: dict[tuple[str, str], str] = {
     ("middleware.errors", "TEMPLATE"): _OWN_MARKUP,
 }
 
+# (module, class, method) -> the parameters starling adds to a Starlette
+# signature, each keyword-only and optional, so that every call written for Starlette means the
+# same. The rest of the signature must still be Starlette's exactly; each added parameter must
+# still exist (test_added_parameters_are_keyword_only_and_optional).
+ADDED_PARAMETERS: dict[tuple[str, str, str], tuple[str, ...]] = {
+    # per-call upload limits beyond Starlette's (docs/uploads.md)
+    ("requests", "Request", "form"): ("max_file_size", "spool_max_size"),
+}
+
 
 def _import(module_name: str) -> Any:
     """``starling.<module_name>``; the deprecated wsgi module warns on import, as Starlette's."""
@@ -60,13 +69,15 @@ def _entries(module_name: str) -> list[tuple[str, str, Any]]:
 ALL_ENTRIES = [row for module in _present_modules() for row in _entries(module)]
 
 
-def _params(obj: Any) -> list[list[str]] | None:
+def _params(obj: Any, added: tuple[str, ...] = ()) -> list[list[str]] | None:
     try:
         signature = inspect.signature(obj)
     except (TypeError, ValueError):  # pragma: no cover (some builtins have no signature)
         return None
     params = []
     for param in signature.parameters.values():
+        if param.name in added:  # starling's own (ADDED_PARAMETERS)
+            continue
         if param.default is param.empty:
             default = ""
         elif isinstance(param.default, os._Environ):
@@ -100,7 +111,8 @@ def test_public_name_matches_starlette(module_name: str, name: str, info: Any) -
                 static = inspect.getattr_static(obj, member)
                 assert isinstance(static, (property, cached_property)), f"{name}.{member}"
             else:
-                assert _params(getattr(obj, member)) == expected, f"{name}.{member}"
+                added = ADDED_PARAMETERS.get((module_name, name, member), ())
+                assert _params(getattr(obj, member), added) == expected, f"{name}.{member}"
     elif kind == "function":
         assert callable(obj)
         assert _params(obj) == info["signature"], f"{module_name}.{name}"
@@ -116,3 +128,18 @@ def test_listed_difference_is_real(module_name: str, name: str) -> None:
     assert info["kind"] == "constant"
     # the name is there, with starling's own value
     assert getattr(module, name) != info["value"]
+
+
+@pytest.mark.parametrize(("module_name", "name", "member"), sorted(ADDED_PARAMETERS))
+def test_added_parameters_are_keyword_only_and_optional(
+    module_name: str, name: str, member: str
+) -> None:
+    """Each parameter starling adds exists, is keyword-only with a default, and is not one of
+    Starlette's (else it would not be an addition)."""
+    obj = getattr(_import(module_name), name)
+    parameters = inspect.signature(getattr(obj, member)).parameters
+    starlette = SNAPSHOT[module_name][name]["methods"][member]
+    for added in ADDED_PARAMETERS[(module_name, name, member)]:
+        assert parameters[added].kind is inspect.Parameter.KEYWORD_ONLY, added
+        assert parameters[added].default is not inspect.Parameter.empty, added
+        assert added not in [row[0] for row in starlette], added

@@ -486,7 +486,7 @@ def max_file_size(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 async def test_max_file_size() -> None:
     assert len(await parse(part("f", b"x" * 2048, "f") + END)) == 1
     message = await error(part("f", b"x" * 2049, "f") + END)
-    assert message == "File exceeded maximum size of 2KB."
+    assert message == "File exceeded maximum size of 2048 bytes (max_file_size)."
 
 
 # --- files: spooling, batching, closing -------------------------------------------------------
