@@ -113,7 +113,7 @@ def create_app(settings: Settings | None = None) -> Starling:
         if not name or len(name) > MAX_NAME:
             raise HTTPException(400, f"A name is 1 to {MAX_NAME} characters.")
         # A new session id at every sign-in: an id planted before it is worth nothing after.
-        await regenerate(request)
+        regenerate(request)
         request.session["name"] = name
         return RedirectResponse("/", status_code=303)
 
