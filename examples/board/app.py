@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import jinja2
 
 from examples.board.messages import MemoryMessages, Message, MessageStore, RedisMessages
 from starling.applications import Starling
@@ -58,7 +59,17 @@ IMAGE_SIGNATURES = {
     b"GIF89a": ".gif",
 }
 
-templates = Jinja2Templates(directory=HERE / "templates")
+# Templates are read and compiled once, here, not on the event loop while serving (jinja2's
+# loader reads files with blocking calls, and with auto_reload it would stat them per request).
+templates = Jinja2Templates(
+    env=jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        auto_reload=False,
+    )
+)
+for _name in ("base.html", "board.html"):
+    templates.get_template(_name)
 
 
 @dataclass

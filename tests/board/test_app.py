@@ -158,7 +158,7 @@ async def test_memory_messages_keep_the_newest() -> None:
         await store.add("a", str(number), None)
     recent = await store.recent()
     assert len(recent) == KEEP and recent[-1].text == str(KEEP + 4)
-    assert [m.id for m in await store.recent(after=KEEP + 3)] == [KEEP + 5]
+    assert [m.id for m in await store.recent(after=KEEP + 4)] == [KEEP + 5]
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])  # redis-py is asyncio-only
