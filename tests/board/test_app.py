@@ -97,7 +97,9 @@ def test_refusals(test_client_factory: TestClientFactory, tmp_path: Path) -> Non
     with _client(test_client_factory, tmp_path, posts_per_minute=3) as client:
         token = _token(client.get("/").text)
         assert client.post("/signin", data={"name": " ", "csrftoken": token}).status_code == 400
-        assert client.post("/signin", data={"name": "x" * 41, "csrftoken": token}).status_code == 400
+        assert (
+            client.post("/signin", data={"name": "x" * 41, "csrftoken": token}).status_code == 400
+        )
         response = client.post("/messages", data={"text": "hi", "csrftoken": token})
         assert response.status_code == 401 and response.text == "Sign in to post."
         token = _signed_in(client)
@@ -178,9 +180,7 @@ async def test_redis_messages(redis_url: str) -> None:
         await store.close()
 
 
-def test_settings_from_the_environment(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("REDIS_URL", "")
     monkeypatch.delenv("BOARD_SECRET", raising=False)
     monkeypatch.delenv("BOARD_UPLOAD_DIR", raising=False)

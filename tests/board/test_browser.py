@@ -130,7 +130,10 @@ def test_a_forged_cross_site_post_is_refused(browser: Browser, board_url: str) -
             '<input name="text" value="forged"></form>'
             "<script>document.getElementById('f').submit()</script>"
         )
-        page.route("http://evil.example/**", lambda route: route.fulfill(body=forged, content_type="text/html"))
+        page.route(
+            "http://evil.example/**",
+            lambda route: route.fulfill(body=forged, content_type="text/html"),
+        )
         page.goto("http://evil.example/")
         page.wait_for_url(f"{board_url}/messages")
         expect(page.locator("body")).to_contain_text("cross-origin")
