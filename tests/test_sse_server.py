@@ -5,16 +5,15 @@ the open streams so that the worker exits at once."""
 from __future__ import annotations
 
 import signal
-import socket
-import subprocess
-import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests._uvicorn import Uvicorn, eventually, serve
 
 APP = textwrap.dedent(
     """
@@ -72,58 +71,9 @@ APP = textwrap.dedent(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _eventually(predicate: Callable[[], bool]) -> bool:
-    """True once ``predicate`` is, polling for up to 10 s."""
-    return any(_pause() and predicate() for _ in range(500))
-
-
-def _pause() -> bool:
-    time.sleep(0.02)
-    return True
-
-
-class Uvicorn:
-    def __init__(self, app_dir: Path) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app:app", "--app-dir", str(app_dir)]
-            + ["--host", "127.0.0.1", "--port", str(self.port), "--log-level", "info"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        # uvicorn logs this line once it listens (the read ends at EOF if it fails to start)
-        started = next((line for line in self.process.stdout if "Uvicorn running on" in line), "")
-        assert started, "uvicorn did not start"
-
-    def status(self) -> dict[str, object]:
-        result: dict[str, object] = httpx.get(self.url + "/", timeout=5).json()
-        return result
-
-    def stop(self) -> str:
-        if self.process.poll() is None:
-            self.process.kill()
-        output, _ = self.process.communicate(timeout=10)
-        return output
-
-
 @pytest.fixture
 def uvicorn_server(tmp_path: Path) -> Iterator[Uvicorn]:
-    (tmp_path / "app.py").write_text(APP)
-    server = Uvicorn(tmp_path)
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from serve(tmp_path, APP)
 
 
 def _read_events(lines: Iterator[str], count: int) -> list[list[str]]:
@@ -146,7 +96,7 @@ def test_events_then_the_client_leaves(uvicorn_server: Uvicorn) -> None:
         assert response.headers["cache-control"] == "no-store"
         events = _read_events(response.iter_lines(), 3)
     assert events == [["id: 0", "data: 0"], ["id: 1", "data: 1"], ["id: 2", "data: 2"]]
-    assert _eventually(lambda: uvicorn_server.status()["async_closed"] == 1)
+    assert eventually(lambda: uvicorn_server.status()["async_closed"] == 1)
 
 
 def test_resuming_from_the_last_event_id(uvicorn_server: Uvicorn) -> None:
@@ -161,7 +111,7 @@ def test_a_sync_producer_closed_in_its_thread_when_the_client_leaves(
     with httpx.stream("GET", uvicorn_server.url + "/sync", timeout=5) as response:
         events = _read_events(response.iter_lines(), 2)
     assert events[1] == ["event: tick", "data: 1", "data: second line"]
-    assert _eventually(lambda: uvicorn_server.status()["sync_closed"] == 1)
+    assert eventually(lambda: uvicorn_server.status()["sync_closed"] == 1)
     assert uvicorn_server.status()["same_thread"] is True
 
 
