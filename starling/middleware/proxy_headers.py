@@ -32,6 +32,7 @@ from urllib.parse import unquote
 
 from starling._forwarded import (
     Node,
+    canonical_ipv4,
     parse_forwarded,
     parse_node,
     parse_x_forwarded_for_entry,
@@ -97,7 +98,14 @@ class ProxyHeadersMiddleware:
         self._addresses = frozenset(
             str(network.network_address) for network in networks if network.num_addresses == 1
         )
-        self._networks = tuple(network for network in networks if network.num_addresses > 1)
+        wide = [network for network in networks if network.num_addresses > 1]
+        # PERF: IPv4 networks as (address, mask) integers, matched without an ipaddress object.
+        self._v4_networks = tuple(
+            (int(network.network_address), int(network.netmask))
+            for network in wide
+            if network.version == 4
+        )
+        self._v6_networks = tuple(network for network in wide if network.version == 6)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in _HANDLED_SCOPES:
@@ -111,13 +119,18 @@ class ProxyHeadersMiddleware:
     def _trusts(self, host: str) -> bool:
         if self.trust_all or host in self._addresses:
             return True
-        if not self._networks:
+        if ":" not in host:
+            value = canonical_ipv4(host) if self._v4_networks else None
+            if value is None:
+                return False
+            return any(value & mask == network for network, mask in self._v4_networks)
+        if not self._v6_networks:
             return False
         try:
-            address = ipaddress.ip_address(host)
+            address = ipaddress.IPv6Address(host)
         except ValueError:
             return False
-        return any(address in network for network in self._networks)
+        return any(address in network for network in self._v6_networks)
 
     def _forwarded_scope(self, scope: Scope) -> Scope:
         """The scope as the client sent it, or ``scope`` itself when nothing usable is forwarded."""

@@ -138,6 +138,13 @@ async def test_ipv6_peers_and_hops() -> None:
         client=("2001:db8::1", 1),
     )
     assert seen["client"] == ("2001:db9::5", 80)
+    for peer in ["not:an:address", "2001:db9::1", "10.0.0.1"]:  # none of them trusted
+        seen, original = await drive(
+            {"trusted_hosts": ["2001:db8::/32"]},
+            [(b"x-forwarded-for", b"1.2.3.4")],
+            client=(peer, 1),
+        )
+        assert seen is original
 
 
 def test_misconfiguration_fails_at_construction() -> None:
