@@ -26,8 +26,8 @@ class MemoryBackend:
         await checkpoint()
 
     async def subscribe(self, receiver: Receiver[Any], channels: dict[bytes, str]) -> None:
+        await checkpoint()  # before adding: a cancelled subscribe leaves nothing behind
         self._hub.add(receiver, channels)
-        await checkpoint()
 
     def unsubscribe(self, receiver: Receiver[Any], keys: list[bytes]) -> None:
         self._hub.remove(receiver, keys)

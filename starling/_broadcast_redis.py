@@ -67,6 +67,22 @@ def describe_failure(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _driver_identity(redis_version: str) -> dict[str, Any]:
+    """How the connections name their library (``CLIENT SETINFO``), with the version given.
+
+    Left to itself, redis-py reads its version from the installed package's metadata (blocking
+    file I/O on the event loop) each time it opens a connection.
+    """
+    from starling import __version__
+
+    try:
+        from redis.driver_info import DriverInfo
+    except ImportError:  # pragma: no cover (redis-py before 7.1 has lib_name and lib_version)
+        return {"lib_name": "redis-py", "lib_version": redis_version}
+    info = DriverInfo(name="redis-py", lib_version=redis_version)
+    return {"driver_info": info.add_upstream_driver("starling", __version__)}
+
+
 class _Link:
     """One pub/sub connection and what Redis has confirmed on it."""
 
@@ -79,7 +95,7 @@ class _Link:
         self.unconfirmed: dict[bytes, int] = {}
         self.live: set[bytes] = set()
         self.up = False
-        self.awaiting_pong = False
+        self.heard_at = anyio.current_time()
 
     def request(self, command: str, keys: list[bytes]) -> None:
         if command == "SUBSCRIBE":
@@ -122,6 +138,7 @@ class RedisBackend:
     # -- lifecycle
 
     async def connect(self) -> None:
+        import redis
         from redis.asyncio import Redis
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
@@ -132,6 +149,7 @@ class RedisBackend:
             socket_connect_timeout=self._timeout,
             retry=Retry(NoBackoff(), 0),
             client_name="starling-broadcast",
+            **_driver_identity(redis.__version__),
         )
         self._task = asyncio.create_task(self._run(), name="starling.broadcast Redis reader")
         with anyio.move_on_after(self._timeout):
@@ -145,16 +163,13 @@ class RedisBackend:
             )
 
     async def disconnect(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with anyio.CancelScope(shield=True):
-                await asyncio.gather(task, return_exceptions=True)
-        self._hub.close()
-        client, self._client = self._client, None
-        if client is not None:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(self._timeout):
-                await client.aclose()
+        assert self._task is not None and self._client is not None
+        self._task.cancel()
+        with anyio.CancelScope(shield=True):
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._hub.close()
+            with anyio.move_on_after(self._timeout):
+                await self._client.aclose()
 
     # -- the connection task
 
@@ -179,10 +194,10 @@ class RedisBackend:
             if not outage:
                 outage = True
                 logger.warning(
-                    "Broadcast lost its Redis connection (%s at %s); subscriptions resume "
+                    "Broadcast lost its Redis connection to %s (%s); subscriptions resume "
                     "once Redis answers again, messages published meanwhile are lost.",
-                    failure,
                     self.where,
+                    failure,
                 )
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, RECONNECT_MAX_DELAY)
@@ -194,6 +209,7 @@ class RedisBackend:
         await self._send(link, *link.commands.get_nowait())
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(self._write, link)
+            tasks.start_soon(self._watch, link)
             await self._read(link)
 
     async def _send(self, link: _Link, command: str, keys: list[bytes]) -> None:
@@ -211,21 +227,25 @@ class RedisBackend:
 
     async def _read(self, link: _Link) -> None:
         while True:
-            wait = self._timeout if link.awaiting_pong else self._health_check_interval
-            message = await link.pubsub.get_message(timeout=wait)
-            if message is None:
-                if link.awaiting_pong:
-                    raise TimeoutError(f"no answer to PING within {self._timeout}s")
-                # Silence may be a dead connection (a half-open TCP connection never errors).
-                link.awaiting_pong = True
-                link.commands.put_nowait(("PING", []))
-                continue
-            link.awaiting_pong = False  # anything at all proves the connection alive
+            message = await link.pubsub.get_message(timeout=None)
+            link.heard_at = anyio.current_time()
             kind = message["type"]
             if kind == "message":
                 self._hub.deliver(message["channel"], message["data"])
             elif kind == "subscribe":
                 self._confirmed(link, message["channel"])
+
+    async def _watch(self, link: _Link) -> None:
+        """PING a silent connection: a half-open TCP connection would never report an error."""
+        while True:
+            await anyio.sleep(self._health_check_interval)
+            if anyio.current_time() - link.heard_at < self._health_check_interval:
+                continue
+            asked_at = anyio.current_time()
+            link.commands.put_nowait(("PING", []))
+            await anyio.sleep(self._timeout)
+            if link.heard_at < asked_at:
+                raise TimeoutError(f"no answer to PING within {self._timeout}s")
 
     def _confirmed(self, link: _Link, key: bytes) -> None:
         left = link.unconfirmed.get(key, 1) - 1
@@ -233,10 +253,9 @@ class RedisBackend:
             link.unconfirmed[key] = left
             return
         link.unconfirmed.pop(key, None)
-        if key == self._sentinel:
-            if not link.up:
-                link.up = True
-                logger.info("Broadcast connected to Redis at %s.", self.where)
+        if key == self._sentinel:  # subscribed once per connection: it is up
+            link.up = True
+            logger.info("Broadcast connected to Redis at %s.", self.where)
         elif key in self._hub:
             link.live.add(key)
         self._notify()
@@ -262,13 +281,16 @@ class RedisBackend:
             current = self._link
             return current is not None and all(key in current.live for key in channels)
 
-        with anyio.move_on_after(self._timeout):
-            await self._wait_until(all_live)
-        if not all_live():
+        try:
+            with anyio.move_on_after(self._timeout):
+                await self._wait_until(all_live)
+            if not all_live():
+                if self._connected():
+                    raise RedisUnavailable("it did not confirm the subscription in time")
+                raise RedisUnavailable("there is no connection to it")
+        except BaseException:  # cancelled, or timed out: leave nothing behind
             self.unsubscribe(receiver, list(channels))
-            if self._connected():
-                raise RedisUnavailable("it did not confirm the subscription in time")
-            raise RedisUnavailable("there is no connection to it")
+            raise
 
     def unsubscribe(self, receiver: Receiver[Any], keys: list[bytes]) -> None:
         gone = self._hub.remove(receiver, keys)

@@ -239,10 +239,8 @@ async def test_a_waiting_subscriber_wakes_on_publish() -> None:
         async def listen() -> None:
             async with broadcast.subscribe("c") as subscriber:
                 ready.set()
-                async for event in subscriber:
-                    received.append(event.message)
-                    if len(received) == 3:
-                        return
+                while len(received) < 3:
+                    received.append((await anext(subscriber)).message)
 
         tasks.start_soon(listen)
         await ready.wait()
