@@ -30,8 +30,8 @@ from starling.exceptions import HTTPException
 from starling.middleware import Middleware
 from starling.middleware.compression import CompressionMiddleware
 from starling.middleware.csrf import CSRFMiddleware
-from starling.middleware.ratelimit import RateLimit, RateLimitMiddleware
 from starling.middleware.ratelimit import MemoryStore as MemoryLimits
+from starling.middleware.ratelimit import RateLimit, RateLimitMiddleware
 from starling.middleware.ratelimit import RedisStore as RedisLimits
 from starling.middleware.security import SecurityHeadersMiddleware
 from starling.requests import Request
@@ -158,13 +158,18 @@ def create_app(settings: Settings | None = None) -> Starling:
             after = 0
 
         async def feed() -> AsyncIterator[ServerSentEvent]:
+            # Subscribed before the replay, so nothing posted in between is missed; what both
+            # bring (or what the browser saw before it reconnected) is sent once, by id.
+            last = after
             async with broadcast.subscribe("feed") as subscriber:
                 for message in await messages.recent(after):
                     yield _as_event(message)
+                    last = message.id
                 async for event in subscriber:
                     message = Message.from_json(event.message)
-                    if message.id > after:
+                    if message.id > last:
                         yield _as_event(message)
+                        last = message.id
 
         return EventSourceResponse(feed(), ping=10)
 
@@ -211,9 +216,7 @@ def create_app(settings: Settings | None = None) -> Starling:
         Middleware(
             RateLimitMiddleware,
             rules=[
-                RateLimit(
-                    f"{settings.posts_per_minute}/minute", path="/messages", methods=["POST"]
-                )
+                RateLimit(f"{settings.posts_per_minute}/minute", path="/messages", methods=["POST"])
             ],
             store=limits,
         ),
@@ -246,4 +249,3 @@ async def _save_image(upload: UploadFile, directory: Path) -> str:
     data = await upload.read()
     await anyio.Path(directory / name).write_bytes(data)
     return name
-

@@ -55,8 +55,12 @@ class RedisMessages:
 
     def __init__(self, url: str, prefix: str = "board:") -> None:
         import redis.asyncio
+        from redis.driver_info import DriverInfo
 
-        self._redis = redis.asyncio.Redis.from_url(url, socket_timeout=2)
+        # Told its own version, redis-py does not read it from the package metadata (blocking
+        # file reads, on the event loop) for every new connection.
+        version = DriverInfo(name="redis-py", lib_version=redis.__version__)
+        self._redis = redis.asyncio.Redis.from_url(url, socket_timeout=2, driver_info=version)
         self._list = f"{prefix}messages"
         self._counter = f"{prefix}next-id"
 

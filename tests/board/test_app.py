@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from examples.board.app import Settings, create_app
 from examples.board.messages import KEEP, MemoryMessages, Message, RedisMessages
-from starling.testclient import TestClient
+from starling.applications import Starling
+from starling.testclient import AsyncTestClient, TestClient
 from tests.board.test_browser import png
 from tests.types import TestClientFactory
 
@@ -25,7 +27,7 @@ def _token(html: str) -> str:
 
 def _client(factory: TestClientFactory, tmp_path: Path, **settings: object) -> TestClient:
     app = create_app(Settings(upload_dir=tmp_path / "uploads", **settings))  # type: ignore[arg-type]
-    return factory(app, base_url="https://board.test")
+    return factory(app)
 
 
 def _signed_in(client: TestClient, name: str = "Ada") -> str:
@@ -136,6 +138,17 @@ def test_chat_needs_a_name(test_client_factory: TestClientFactory, tmp_path: Pat
             assert json.loads(ada2.receive_text())["text"] == "x" * 300
 
 
+def _next_event(lines: Iterator[str]) -> dict[str, str]:
+    """The fields of the next event in a stream that has no comment before it."""
+    fields: dict[str, str] = {}
+    for line in lines:  # pragma: no branch (a stream this test reads never ends first)
+        if not line:
+            return fields
+        name, _, value = line.partition(": ")
+        fields[name] = value
+    raise AssertionError("the stream ended")  # pragma: no cover (only when the test fails)
+
+
 def test_the_feed_streams_events(test_client_factory: TestClientFactory, tmp_path: Path) -> None:
     with _client(test_client_factory, tmp_path) as client:
         token = _signed_in(client)
@@ -143,14 +156,29 @@ def test_the_feed_streams_events(test_client_factory: TestClientFactory, tmp_pat
             client.post("/messages", data={"text": text, "csrftoken": token})
         with client.stream("GET", "/events", headers={"last-event-id": "1"}) as response:
             assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
-            lines = response.iter_lines()
-            assert next(lines) == "event: message"
-            assert json.loads(next(lines).removeprefix("data: "))["text"] == "two"
-            assert next(lines) == "id: 2"
+            event = _next_event(response.iter_lines())
+            assert (event["event"], event["id"]) == ("message", "2")
+            assert json.loads(event["data"])["text"] == "two"
         with client.stream("GET", "/events", headers={"last-event-id": "x"}) as response:
-            lines = response.iter_lines()
-            assert next(lines) == "event: message"
-            assert json.loads(next(lines).removeprefix("data: "))["text"] == "one"
+            event = _next_event(response.iter_lines())
+            assert json.loads(event["data"])["text"] == "one"
+
+
+@pytest.mark.anyio
+async def test_a_resumed_feed_skips_what_the_browser_saw(memory_board: Starling) -> None:
+    """A browser that saw up to id 3 (before a restart, say) gets only newer messages."""
+    async with AsyncTestClient(memory_board) as client:
+        token = _token((await client.get("/")).text)
+        token = _token((await client.post("/signin", data={"name": "A", "csrftoken": token})).text)
+        async with client.stream("GET", "/events", headers={"last-event-id": "3"}) as feed:
+            for number in range(1, 5):
+                await client.post("/messages", data={"text": str(number), "csrftoken": token})
+            lines = feed.aiter_lines()
+            assert [await anext(lines) for _ in range(3)] == [
+                "event: message",
+                "id: 4",
+                'data: {"id":4,"author":"A","text":"4","image":null}',
+            ]
 
 
 @pytest.mark.anyio
@@ -192,3 +220,51 @@ def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path
     configured = Settings.from_environ()
     assert configured.redis_url == "redis://127.0.0.1:1/0"
     assert (configured.secret, configured.upload_dir) == ("s3cret", tmp_path)
+
+
+async def _live_feed_round_trip(client: AsyncTestClient) -> None:
+    """Sign in, open the feed, post: the new message arrives on the open stream (after any
+    kept messages, which a new feed replays first)."""
+    token = _token((await client.get("/")).text)
+    page = await client.post("/signin", data={"name": "Ada", "csrftoken": token})
+    token = _token(page.text)
+    await client.post("/messages", data={"text": "kept", "csrftoken": token})
+    async with client.stream("GET", "/events") as feed:
+        posted = await client.post(
+            "/messages", data={"text": "live", "csrftoken": token}, headers=JSON
+        )
+        assert posted.status_code == 201
+        texts = []
+        async for line in feed.aiter_lines():  # pragma: no branch (ends at the live message)
+            if line.startswith("data: "):
+                texts.append(json.loads(line.removeprefix("data: "))["text"])
+                if texts[-1] == "live" or len(texts) > KEEP:
+                    break
+        assert texts[-1] == "live"
+
+
+JSON = {"accept": "application/json"}
+
+
+@pytest.fixture
+def memory_board(tmp_path: Path) -> Starling:
+    # built here, not in the async test: building reads the file system (blocking calls)
+    return create_app(Settings(upload_dir=tmp_path))
+
+
+@pytest.fixture
+def redis_board(tmp_path: Path, redis_url: str) -> Starling:
+    return create_app(Settings(redis_url=redis_url, upload_dir=tmp_path))
+
+
+@pytest.mark.anyio
+async def test_a_new_message_reaches_an_open_feed(memory_board: Starling) -> None:
+    async with AsyncTestClient(memory_board) as client:
+        await _live_feed_round_trip(client)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # redis-py is asyncio-only
+@pytest.mark.anyio
+async def test_the_board_on_redis(redis_board: Starling) -> None:
+    async with AsyncTestClient(redis_board) as client:
+        await _live_feed_round_trip(client)

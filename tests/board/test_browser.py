@@ -48,24 +48,30 @@ def board_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 class Watched:
-    """A page whose console errors and failed requests are collected as they happen."""
+    """A page whose console messages and failed requests are collected as they happen."""
 
     def __init__(self, context: BrowserContext) -> None:
         self.page: Page = context.new_page()
-        self.problems: list[str] = []
-        self.page.on("console", self._console)
-        self.page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
-        self.page.on("requestfailed", self._failed)
+        self.console: list[ConsoleMessage] = []
+        self.errors: list[str] = []
+        self.failed: list[Request] = []
+        # (Playwright wants functions it can introspect: lambdas, not bound built-ins)
+        self.page.on("console", lambda message: self.console.append(message))
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        self.page.on("requestfailed", lambda request: self.failed.append(request))
 
-    def _console(self, message: ConsoleMessage) -> None:
-        if message.type == "error":
-            self.problems.append(f"console: {message.text}")
-
-    def _failed(self, request: Request) -> None:
-        # Leaving a page (signing in or out navigates) cuts its event stream: that is expected.
-        if request.url.endswith("/events") and request.failure == "net::ERR_ABORTED":
-            return
-        self.problems.append(f"failed: {request.method} {request.url} {request.failure}")
+    @property
+    def problems(self) -> list[str]:
+        return [
+            *(f"console: {message.text}" for message in self.console if message.type == "error"),
+            *(f"page error: {error}" for error in self.errors),
+            *(
+                f"failed: {request.method} {request.url} {request.failure}"
+                for request in self.failed
+                # leaving a page (signing in or out navigates) cuts its event stream: expected
+                if not (request.url.endswith("/events") and request.failure == "net::ERR_ABORTED")
+            ),
+        ]
 
 
 def sign_in(watched: Watched, url: str, name: str) -> Page:
