@@ -46,5 +46,5 @@ def test_client_factory(
     return functools.partial(TestClient, backend=name, backend_options=options)  # type: ignore[arg-type]
 
 
-# Real components as fixtures: a Redis server (tests/_redis_server.py) and Chromium (tests/_browser.py).
+# Real components as fixtures: Redis (tests/_redis_server.py), Chromium (tests/_browser.py).
 pytest_plugins = ["tests._redis_server", "tests._browser"]
