@@ -14,8 +14,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[full,standard,compress,redis,crypto,dev]'
 	touch $(STAMP)
 
+# The demo board (examples/board): in memory by default. With REDIS_URL set it keeps everything in
+# Redis and can run several workers (make demo WORKERS=2), which then share one secret and one
+# upload folder.
+WORKERS ?= 1
 demo: $(STAMP)
-	$(BIN)/uvicorn examples.demo:app --host 127.0.0.1 --port 8000
+	@if [ "$(WORKERS)" != 1 ] && [ -z "$$REDIS_URL" ]; then \
+		echo "WORKERS=$(WORKERS) needs REDIS_URL (in memory, each worker would have a board of its own)"; \
+		exit 2; \
+	fi
+	BOARD_SECRET=$${BOARD_SECRET:-$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(32))')} \
+	BOARD_UPLOAD_DIR=$${BOARD_UPLOAD_DIR:-.demo-uploads} \
+	$(BIN)/uvicorn --factory examples.board.app:create_app --host 127.0.0.1 --port 8000 --workers $(WORKERS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(CODE)

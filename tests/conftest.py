@@ -46,5 +46,5 @@ def test_client_factory(
     return functools.partial(TestClient, backend=name, backend_options=options)  # type: ignore[arg-type]
 
 
-# The real Redis server fixtures (redis_url, redis_server_factory): see tests/_redis_server.py.
-pytest_plugins = ["tests._redis_server"]
+# Real components as fixtures: Redis (tests/_redis_server.py), Chromium (tests/_browser.py).
+pytest_plugins = ["tests._redis_server", "tests._browser"]

@@ -1,0 +1,1 @@
+"""A live message board: the demo that ``make demo`` serves (see docs/demo.md)."""
