@@ -196,7 +196,10 @@ WS_SCOPE: Scope = {
     "client": ("127.0.0.1", 50000),
     "subprotocols": [],
 }
-WS_LEAVES: list[Message] = [{"type": "websocket.connect"}, {"type": "websocket.disconnect", "code": 1006}]
+WS_LEAVES: list[Message] = [
+    {"type": "websocket.connect"},
+    {"type": "websocket.disconnect", "code": 1006},
+]
 
 
 @pytest.mark.anyio
