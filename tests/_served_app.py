@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.to_thread
 
 from starling.applications import Starling
 from starling.datastructures import UploadFile
@@ -47,6 +48,14 @@ async def form(request: Request) -> JSONResponse:
             for key, value in data.multi_items()
         }
     return JSONResponse(sizes)
+
+
+async def half_read(request: Request) -> PlainTextResponse:
+    # Reads the start of the upload only; the form (and its file) closes on the way out.
+    async with request.form() as data:
+        upload = data["file"]
+        assert isinstance(upload, UploadFile)
+        return PlainTextResponse(str(len(await upload.read(4096))))
 
 
 async def stream(request: Request) -> StreamingResponse:
@@ -86,13 +95,27 @@ async def echo(websocket: WebSocket) -> None:
         await websocket.send_text(await websocket.receive_text())
 
 
+def _make_download() -> Path:
+    directory = Path(tempfile.mkdtemp(prefix="starling-served-"))
+    path = directory / "download.bin"
+    path.write_bytes(bytes(range(256)) * (FILE_SIZE // 256))
+    return path
+
+
+def _remove_download(path: Path) -> None:
+    path.unlink()
+    path.parent.rmdir()
+
+
 @asynccontextmanager
 async def lifespan(app: Starling) -> AsyncIterator[dict[str, Any]]:
-    with tempfile.TemporaryDirectory(prefix="starling-served-") as directory:
-        path = Path(directory) / "download.bin"
-        path.write_bytes(bytes(range(256)) * (FILE_SIZE // 256))
-        app.state.file_path = path
+    # File work in a thread: the event loop must not block (blockbuster checks it in tests).
+    path = await anyio.to_thread.run_sync(_make_download)
+    app.state.file_path = path
+    try:
         yield {}
+    finally:
+        await anyio.to_thread.run_sync(_remove_download, path)
 
 
 app = Starling(
@@ -101,6 +124,7 @@ app = Starling(
         Route("/json", json_endpoint),
         Route("/upload", upload, methods=["POST"]),
         Route("/form", form, methods=["POST"]),
+        Route("/half-read", half_read, methods=["POST"]),
         Route("/stream", stream),
         Route("/file", file),
         Route("/url", url),

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests._redis_server import free_port
@@ -89,14 +90,25 @@ class UvicornProcess:
         return code in (0, -signal.SIGTERM) and FINISHED in self.log()
 
 
-def tracebacks(log: str) -> list[str]:
-    """Each traceback in ``log``, from its first line to the exception line that ends it."""
-    blocks = []
-    for block in log.split(TRACEBACK)[1:]:
+@dataclass(frozen=True)
+class LoggedTraceback:
+    title: str  # the log line above the traceback ("ERROR:    Exception in ASGI application")
+    frames: str  # the frames, as logged
+    exception: str  # the exception line that ends it
+
+
+def tracebacks(log: str) -> list[LoggedTraceback]:
+    """Each traceback in ``log``."""
+    found = []
+    before, *blocks = log.split(TRACEBACK)
+    for block in blocks:
+        lines = block.splitlines()[1:]
         # The exception line is the first one after the frames that is not indented.
-        lines = [line for line in block.splitlines()[1:] if line and not line[0].isspace()]
-        blocks.append(lines[0] if lines else "")
-    return blocks
+        end = next((i for i, line in enumerate(lines) if line and not line[0].isspace()), None)
+        exception = "" if end is None else lines[end]
+        found.append(LoggedTraceback(before.rstrip().rsplit("\n", 1)[-1], block, exception))
+        before = "\n".join(lines[end + 1 :] if end is not None else [])
+    return found
 
 
 def open_descriptors(pid: int) -> list[str]:

@@ -302,4 +302,6 @@ def test_cut_uploads_leave_no_traceback_in_the_server_log(served: UvicornProcess
     assert served.stop()
     log = served.log()
     assert log.count(APP_ERROR) == 1, log
-    assert tracebacks(log) == ["RuntimeError: served app: this handler raises on purpose"], log
+    [logged] = tracebacks(log)
+    assert logged.title == f"ERROR:    {APP_ERROR}", log
+    assert logged.exception == "RuntimeError: served app: this handler raises on purpose", log
