@@ -90,11 +90,16 @@ def test_soak(tmp_path: Path) -> None:
         stopped = server.stop()
     log = server.log()
     report = f"{result}\n--- server log ---\n{log[-20000:]}"
+    first, last = result.samples
+    # shown by `make soak` (pytest -s)
+    print(
+        f"\nsoak {SOAK_SECONDS:g}s: {dict(result.rounds)}; RSS {first.rss_kib} -> "
+        f"{last.rss_kib} KiB; descriptors {len(first.descriptors)} -> {len(last.descriptors)}"
+    )
     assert stopped, report
     assert result.failures == [], report
     assert result.health_failures == [], report
     assert set(result.rounds) == {*ACTORS, "health"}, report
-    first, last = result.samples
     assert len(last.descriptors) <= len(first.descriptors) + FD_SLACK, report
     assert [target for target in last.descriptors if target.endswith("(deleted)")] == [], report
     assert last.rss_kib - first.rss_kib <= RSS_GROWTH_BOUND_KIB, report
