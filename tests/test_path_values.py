@@ -209,3 +209,9 @@ def test_any_path_value_routes_back_or_is_refused(value: str) -> None:
 def test_int_and_uuid_values_route_back(value: int | uuid.UUID) -> None:
     kind = "int" if isinstance(value, int) else "uuid"
     assert routed_back(kind, router.url_path_for(kind, name=value)) == {"name": value}
+
+
+def test_a_backslash_in_the_route_itself_is_escaped_too() -> None:
+    # "/\" is read as "//" by browsers: a link to another host
+    route = Route("/\\evil.com/{name}", echo_params, name="r")
+    assert route.url_path_for("r", name="x") == "/%5Cevil.com/x"

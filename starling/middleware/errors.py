@@ -21,7 +21,7 @@ from starling.responses import HTMLResponse, PlainTextResponse, Response
 from starling.types import ASGIApp, ExceptionHandler, Receive, Scope, Send
 from starling.websockets import WebSocketDisconnect
 
-logger = logging.getLogger(__name__)
+_logger = logging.getLogger(__name__)
 
 STYLES = """
 body {
@@ -268,7 +268,7 @@ def _client_left(scope: Scope, exc: ClientDisconnect | WebSocketDisconnect) -> N
     ExceptionMiddleware runs it before anything reaches this layer.
     """
     # %r: the path is decoded from the request and may hold line breaks (log injection).
-    logger.debug(
+    _logger.debug(
         "Client left before the response completed (%s): %s %r",
         type(exc).__name__,
         scope.get("method", "WEBSOCKET"),
