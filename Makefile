@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # benchmarks/ may be absent in a partial checkout: lint what is there
 CODE := $(wildcard starling tests benchmarks examples scripts)
 
-.PHONY: demo test lint typecheck coverage bench clean
+.PHONY: demo test lint typecheck coverage bench clean soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ coverage: $(STAMP)
 	$(BIN)/coverage report
 
 test: lint typecheck coverage
+
+# The soak (tests/test_soak.py, docs/security.md): `make test` runs it for 12 s, this for longer.
+SOAK_SECONDS ?= 120
+soak: $(STAMP)
+	STARLING_SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/python -m pytest -q -s tests/test_soak.py
 
 clean:
 	rm -rf $(VENV) .coverage .mypy_cache .pytest_cache .ruff_cache

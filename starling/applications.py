@@ -147,8 +147,8 @@ class Starling:
                             exc, scope, receive, tracker.send, tracker.started, request
                         )
                 except Exception as exc:
-                    await stack._respond(exc, scope, receive, send, tracker.started)
-                    raise
+                    if await stack._respond(exc, scope, receive, send, tracker.started):
+                        raise
                 return
         await stack(scope, receive, send)
 
@@ -199,8 +199,8 @@ async def _fail(
     try:
         await respond_to_exception(exc, scope, receive, tracker.send, started, request)
     except Exception as unhandled:
-        await errors._respond(unhandled, scope, receive, send, tracker.started)
-        raise
+        if await errors._respond(unhandled, scope, receive, send, tracker.started):
+            raise
 
 
 # Starlette's name for the same class: `from starlette.applications import Starlette` works.

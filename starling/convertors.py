@@ -27,8 +27,12 @@ class StringConvertor(Convertor[str]):
 
     def to_string(self, value: str) -> str:
         value = str(value)
-        assert "/" not in value, "May not contain path separators"
-        assert value, "Must not be empty"
+        # APPSEC: raised, not asserted: `python -O` strips asserts, and a "/" or an empty
+        # value would then change the built path's segments. Starlette's type and messages.
+        if "/" in value:
+            raise AssertionError("May not contain path separators")
+        if not value:
+            raise AssertionError("Must not be empty")
         return value
 
 

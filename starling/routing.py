@@ -21,6 +21,7 @@ from typing import Any, Literal
 from starling import _router_index
 from starling._cancel_on_disconnect import CancelOnDisconnect
 from starling._exception_handler import handle_exceptions, respond_to_exception
+from starling._path_values import check_host_values, path_value
 from starling._router_index import HTTP, INDEXABLE, WEBSOCKET, RouteIndex, RouteList
 from starling._routing_lifespan import lifespan_context_for
 from starling._shutdown import lifespan_shutdown
@@ -177,7 +178,9 @@ def replace_params(
     """Fill ``{name}`` placeholders in ``path``; ``path_params`` keeps (in place) the unused.
 
     One pass over ``path``: a value that itself looks like a placeholder ("{id}") is text, never
-    filled in turn.
+    filled in turn. APPSEC: no value can restructure the path (see starling._path_values):
+    ``?``, ``#``, ``%``... are percent-encoded, a ``/`` outside a ``path`` parameter or a dot
+    segment is refused.
     """
     used: list[str] = []
 
@@ -186,7 +189,8 @@ def replace_params(
         if key not in path_params:
             return match.group(0)  # left for an enclosing Mount or Host to fill
         used.append(key)
-        return param_convertors[key].to_string(path_params[key])
+        convertor = param_convertors[key]
+        return path_value(key, convertor.to_string(path_params[key]), convertor.regex)
 
     path = _PLACEHOLDER.sub(fill, path)
     for key in used:
@@ -726,6 +730,7 @@ class Host(BaseRoute):
         if self.name is not None and name == self.name and "path" in path_params:
             # 'name' matches "<host_name>".
             path = path_params.pop("path")
+            check_host_values(self.param_convertors, path_params)
             host, remaining_params = replace_params(
                 self.host_format, self.param_convertors, path_params
             )
@@ -735,6 +740,7 @@ class Host(BaseRoute):
             remaining_name = _child_name(self.name, name)
             if remaining_name is not None:
                 # 'name' matches "<host_name>:<child_name>".
+                check_host_values(self.param_convertors, path_params)
                 host, remaining_params = replace_params(
                     self.host_format, self.param_convertors, path_params
                 )

@@ -1031,9 +1031,10 @@ def test_url_path_for_across_nesting() -> None:
         ]
     )
     assert router.url_path_for("user", id=3) == "/u/3"
-    # No quoting, as in Starlette: URLPath holds the path text, not an encoded URL.
+    # No quoting, as in Starlette, but for what would restructure the URL ("?", "#", "%"...:
+    # see tests/test_path_values.py): URLPath holds the path text, not an encoded URL.
     assert router.url_path_for("s", s="a b") == "/s/a b"
-    assert router.url_path_for("s", s="é?#") == "/s/é?#"
+    assert router.url_path_for("s", s="é?#") == "/s/é%3F%23"
     assert router.url_path_for("p", rest="a/b c/é") == "/p/a/b c/é"
     assert router.url_path_for("p", rest="") == "/p/"
     assert router.url_path_for("f", f=1.5) == "/f/1.5"

@@ -1,22 +1,27 @@
 """ServerErrorMiddleware: the outermost layer, turning an unhandled exception into a 500."""
 
 # It always re-raises after responding, so the server logs the error and the TestClient can
-# surface it. The debug page is starling's own markup (APPSEC: everything taken from the
-# exception, its message, file names and source lines, is HTML-escaped before it is shown).
+# surface it, except when the error is the client leaving (see _client_left). The debug page
+# is starling's own markup (APPSEC: everything taken from the exception, its message, file
+# names and source lines, is HTML-escaped before it is shown).
 
 from __future__ import annotations
 
 import html
 import inspect
+import logging
 import traceback
 from typing import Any
 
 from starling._exception_handler import ResponseTracker
 from starling._utils import is_async_callable
 from starling.concurrency import run_in_threadpool
-from starling.requests import Request
+from starling.requests import ClientDisconnect, Request
 from starling.responses import HTMLResponse, PlainTextResponse, Response
 from starling.types import ASGIApp, ExceptionHandler, Receive, Scope, Send
+from starling.websockets import WebSocketDisconnect
+
+_logger = logging.getLogger(__name__)
 
 STYLES = """
 body {
@@ -160,7 +165,12 @@ class ServerErrorMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            # PERF: a try block costs nothing until something is raised (Python 3.11+).
+            try:
+                await self.app(scope, receive, send)
+            except WebSocketDisconnect as exc:
+                # The peer left (or the app ended the session by raising it): nothing to report.
+                _client_left(scope, exc)
             return
 
         # PERF: a tracker (not a closure): ExceptionMiddleware right inside reuses its flag.
@@ -168,17 +178,25 @@ class ServerErrorMiddleware:
         try:
             await self.app(scope, receive, tracker.send)
         except Exception as exc:
-            await self._respond(exc, scope, receive, send, tracker.started)
-            # Re-raise so the server logs it and the test client can surface it.
-            raise
+            if await self._respond(exc, scope, receive, send, tracker.started):
+                # Re-raise so the server logs it and the test client can surface it.
+                raise
 
     async def _respond(
         self, exc: Exception, scope: Scope, receive: Receive, send: Send, started: bool
-    ) -> None:
-        """Run the handler for ``exc``; send its response when none has started."""
+    ) -> bool:
+        """Run the handler for ``exc``; send its response when none has started.
+
+        Returns whether the caller must re-raise ``exc``: False when it is the client leaving,
+        for which nothing is run or sent (Starling.__call__'s fused stack calls this too).
+        """
+        if isinstance(exc, ClientDisconnect):
+            _client_left(scope, exc)
+            return False
         response = await self._response_for(Request(scope), exc)
         if not started:
             await response(scope, receive, send)
+        return True
 
     async def _response_for(self, request: Request, exc: Exception) -> Response:
         # A handler runs even when the response has started: it may only be logging.
@@ -239,6 +257,23 @@ class ServerErrorMiddleware:
 
     def error_response(self, request: Request, exc: Exception) -> Response:
         return PlainTextResponse("Internal Server Error", status_code=500)
+
+
+def _client_left(scope: Scope, exc: ClientDisconnect | WebSocketDisconnect) -> None:
+    """A client that left is not a server error: one debug line, no traceback, no 500.
+
+    APPSEC: a flood of cut uploads or dropped WebSockets would otherwise log a traceback
+    each ("Exception in ASGI application"), burying the real errors. An app that wants to
+    know registers an exception handler for ClientDisconnect (or WebSocketDisconnect): the
+    ExceptionMiddleware runs it before anything reaches this layer.
+    """
+    # %r: the path is decoded from the request and may hold line breaks (log injection).
+    _logger.debug(
+        "Client left before the response completed (%s): %s %r",
+        type(exc).__name__,
+        scope.get("method", "WEBSOCKET"),
+        scope.get("path", ""),
+    )
 
 
 def _safe_str(exc: Exception) -> str:
