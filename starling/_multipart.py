@@ -31,6 +31,9 @@ held back between chunks.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
 from starling._formerrors import MultiPartException
 
 MAX_BOUNDARY_LENGTH = 70
@@ -41,8 +44,16 @@ MAX_HEADER_COUNT = 8
 # A header block that has not ended by this size breaks one of the two limits above.
 _MAX_HEADER_BLOCK = MAX_HEADER_COUNT * (MAX_HEADER_SIZE + 2) + 2
 
+# APPSEC: a Content-Type or Content-Disposition with more ";"-separated parameters than this is
+# refused. Real ones carry two or three; without a bound, a 4 KB part header of ";" cost a
+# Python step per byte, for every part of the body.
+MAX_PARAMETERS = 64
+
 # RFC 9110 token characters, the only ones allowed in a header name.
 _TOKEN_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+-.^_`|~"
+
+# Transport padding after a delimiter (RFC 2046): spaces and tabs.
+_end_of_padding = re.compile(rb"[^ \t]|\Z").search
 
 _PREAMBLE, _AFTER_FIRST, _HEADERS, _DATA, _PADDING, _EPILOGUE = range(6)
 
@@ -111,6 +122,7 @@ class MultipartParser:
         "_headers_buffer",
         "_headers_scan",
         "_in_preamble",
+        "_part_end",
         "_state",
         "_tail",
     )
@@ -128,6 +140,8 @@ class MultipartParser:
             raise _refused("the boundary contains a line break")
         self._delimiter = b"\r\n--" + boundary
         self._first = self._delimiter[2:]  # the first boundary has no CRLF before it
+        # PERF: compiled on first need (data holding a delimiter that is not one), not per body
+        self._part_end: Callable[[bytes, int], re.Match[bytes] | None] | None = None
         self._state = _PREAMBLE
         self._tail = b""  # unread bytes held back for the next chunk (under a delimiter's size)
         self._headers_buffer = bytearray()  # a header block that spans chunks
@@ -302,8 +316,19 @@ class MultipartParser:
             elif follow[0] in b" \t":
                 self._state = _PADDING
             else:  # "CRLF--boundary" then anything else is data (python-multipart)
+                # APPSEC: the next delimiter that ends a part is searched for in C, so data
+                # made of "CRLF--boundary" plus one other byte, over and over, costs about
+                # what any data does rather than a Python step per near-delimiter.
                 search = found + 1
-                found = data.find(delimiter, search)
+                if self._part_end is None:
+                    # A delimiter followed by what makes it one: CRLF, "--" or padding.
+                    pattern = re.escape(delimiter) + rb"(?:\r\n|--|[ \t])"
+                    self._part_end = re.compile(pattern).search
+                match = self._part_end(data, search)
+                if match is not None:
+                    found = match.start()
+                else:  # none complete: perhaps one the next chunk completes
+                    found = data.find(delimiter, max(search, size - len(delimiter) - 1))
                 continue
             if found > pos:
                 events.append(data[pos:found])
@@ -311,9 +336,7 @@ class MultipartParser:
             return after
 
     def _read_padding(self, data: bytes, pos: int) -> int:
-        size = len(data)
-        while pos < size and data[pos] in b" \t":
-            pos += 1
+        pos = _end_of_padding(data, pos).start()  # type: ignore[union-attr]  # (always matches)
         after = data[pos : pos + 2]
         if after == b"" or after == b"\r":  # the rest decides; wait for it
             return self._hold(data, pos)
@@ -323,29 +346,34 @@ class MultipartParser:
         return pos + 2
 
 
+# One ";"-separated segment and the ";" that ends it (or the end of the value). A ";" inside a
+# quoted string does not end it: a quote opens or closes one unless a backslash comes right
+# before it, and a quoted string left open runs to the end (python-multipart's reading).
+# Possessive throughout: whatever the input, each character is looked at once.
+_SEGMENT = re.compile(
+    r'(?:[^;"]++|(?<=\\)"|(?<!\\)"(?:[^"]++|(?<=\\)")*+(?:(?<!\\)"|\Z))*+(?:(;)|\Z)'
+)
+
+
 def _split_params(value: str) -> list[str]:
-    # ";"-separated segments; a ";" inside a quoted string (an odd count of unescaped quotes
-    # so far) does not split. Each gap between semicolons is counted once: linear.
+    # The segments are found in C; the Python steps are bounded by MAX_PARAMETERS.
     segments = []
-    start = 0
-    quotes = 0
-    search = 0
+    position = 0
     while True:
-        semicolon = value.find(";", search)
-        end = len(value) if semicolon == -1 else semicolon
-        quotes += value.count('"', search, end) - value.count('\\"', search, end)
-        if semicolon != -1 and quotes % 2:
-            search = semicolon + 1
-            continue
-        segment = value[start:end]
+        match = _SEGMENT.match(value, position)
+        assert match is not None  # the pattern matches at any position
+        end = match.end()
+        semicolon = match[1] is not None
+        segment = value[position : end - 1 if semicolon else end]
         name, equals, rest = segment.partition("=")
         if equals:
             segment = name.rstrip(" \t").lower() + "=" + rest.lstrip(" \t")
         segments.append(segment.strip(" \t"))
-        if semicolon == -1:
+        if not semicolon:
             return segments
-        start = search = semicolon + 1
-        quotes = 0
+        if len(segments) > MAX_PARAMETERS:
+            raise _refused(f"a header has more than {MAX_PARAMETERS} parameters")
+        position = end
 
 
 def parse_options_header(value: str) -> tuple[str, dict[str, str]]:
