@@ -31,9 +31,10 @@ DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 # "%" too (it does not check pct-encoding), so do we: "%" cannot move the authority.
 _REG_NAME = r"[A-Za-z0-9\-._~!$&'()*+,;=%]+"
 # RFC 3986 §3.2.2 IPvFuture: "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" ).
-_IPV_FUTURE = r"v[0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+"
+_IPV_FUTURE = r"v[0-9A-Fa-f]++\.[A-Za-z0-9\-._~!$&'()*+,;=:]++"
+# PERF: possessive quantifiers: a hostile "[::::..." fails in one pass, without backtracking.
 _HOST_RE = re.compile(
-    rf"(?P<host>{_REG_NAME}|\[(?P<ip6>[0-9A-Fa-f:.]+|{_IPV_FUTURE})\])(?::(?P<port>[0-9]+))?"
+    rf"(?P<host>{_REG_NAME}+|\[(?P<ip6>[0-9A-Fa-f:.]++|{_IPV_FUTURE})\])(?::(?P<port>[0-9]++))?"
 )
 # What a host taken from the server tuple may keep; anything else is percent-encoded, so that
 # it cannot move the port, path, query, fragment or userinfo boundary.
@@ -49,6 +50,8 @@ _PATH_ESCAPES = str.maketrans({"?": "%3F", "#": "%23", "\\": "%5C"})
 # PERF: one scan to skip both translations on the usual path and query.
 _PATH_SPECIAL = re.compile(r"[?#\\\t\r\n]")
 _QUERY_SPECIAL = re.compile(r"[#\t\r\n]")
+# Bytes 0x80-0xFF, read as latin-1, percent-encoded as quote() writes them.
+_PERCENT_ENCODE_HIGH = {code: f"%{code:02X}" for code in range(0x80, 0x100)}
 
 
 def parse_host(value: str) -> tuple[str, int | None] | None:
@@ -129,7 +132,9 @@ def scope_query(query_string: bytes) -> str:
     try:
         query = query_string.decode("utf-8")
     except UnicodeDecodeError:
-        query = quote(query_string, safe=bytes(range(0x80)))
+        # quote(query_string, safe=bytes(range(0x80))), in C (PERF: quote() takes a Python
+        # step per byte)
+        query = query_string.decode("latin-1").translate(_PERCENT_ENCODE_HIGH)
     if _QUERY_SPECIAL.search(query):
         query = query.translate(_STRIP).replace("#", "%23")
     return query
