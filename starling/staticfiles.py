@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import importlib.util
 import os
+import re
 import stat
 from email.utils import parsedate
 
@@ -78,10 +79,11 @@ def _etag_matches(if_none_match: str, etag: str | None) -> bool:
         return True
     if etag is None:
         return False
-    # APPSEC: the tags are split and stripped in C (a Python step per "," made a header of
-    # commas cost a step per byte); a tag matches when it is the etag, or "W/" and the etag.
-    tags = set(map(str.strip, if_none_match.split(",")))
-    return "W/" + etag in tags or (etag in tags and not etag.startswith("W/"))
+    # APPSEC: one regex scan in C, not a Python step per "," (a header of commas cost a step
+    # per byte): some list element, stripped, is the etag or "W/" and the etag.
+    weak = "W/" if etag.startswith("W/") else "(?:W/)?"
+    element = rf"(?:\A|,)\s*{weak}{re.escape(etag)}\s*(?:,|\Z)"
+    return etag in if_none_match and re.search(element, if_none_match) is not None
 
 
 class StaticFiles:
