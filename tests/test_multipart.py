@@ -343,10 +343,14 @@ def seconds(body: bytes, chunk_size: int) -> float:
 @pytest.mark.parametrize(("chunk_size", "count"), [(1 << 30, 100_000), (7, 10_000), (1, 2_000)])
 def test_near_delimiters_take_linear_time(piece: bytes, chunk_size: int, count: int) -> None:
     head = b"--boundary\r\n\r\n"
-    small = seconds(head + piece * count, chunk_size)
-    large = seconds(head + piece * count * 10, chunk_size)
-    # ten times the body: about ten times the time (quadratic would be a hundred)
-    assert large / small < 40
+
+    def ratio() -> float:
+        small = seconds(head + piece * count, chunk_size)
+        return seconds(head + piece * count * 10, chunk_size) / small
+
+    # ten times the body: about ten times the time (quadratic would be a hundred); measured up
+    # to three times, lazily, as a busy machine can slow one measurement
+    assert any(ratio() < 40 for _ in range(3))
 
 
 def test_headers_sent_byte_by_byte_take_linear_time() -> None:
