@@ -4,9 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # benchmarks/ may be absent in a partial checkout: lint what is there
-CODE := $(wildcard starling tests benchmarks examples scripts)
+CODE := $(wildcard starling tests benchmarks examples scripts fuzz)
 
-.PHONY: demo test lint typecheck coverage bench clean soak
+.PHONY: demo test lint typecheck coverage bench clean soak fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,7 +46,13 @@ soak: $(STAMP)
 	STARLING_SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/python -m pytest -q -s tests/test_soak.py
 
 clean:
-	rm -rf $(VENV) .coverage .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .coverage .mypy_cache .pytest_cache .ruff_cache .fuzz
+
+# Coverage-guided fuzzing (atheris) of every parser, FUZZ_SECONDS each (docs/security.md):
+# `make fuzz FUZZ_SECONDS=3600 FUZZ_TARGETS="multipart cookies"` runs longer, on chosen targets.
+FUZZ_SECONDS ?= 20
+fuzz: $(STAMP)
+	$(BIN)/python -m fuzz.run --seconds $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 # Benchmarks run in their own environment: Starlette is never a dependency of starling or its tests.
 BENCH_VENV := .venv-bench

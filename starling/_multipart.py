@@ -31,6 +31,9 @@ held back between chunks.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
 from starling._formerrors import MultiPartException
 
 MAX_BOUNDARY_LENGTH = 70
@@ -41,8 +44,16 @@ MAX_HEADER_COUNT = 8
 # A header block that has not ended by this size breaks one of the two limits above.
 _MAX_HEADER_BLOCK = MAX_HEADER_COUNT * (MAX_HEADER_SIZE + 2) + 2
 
+# APPSEC: a Content-Type or Content-Disposition with more ";" than this (parameter separators,
+# or inside quoted values) is refused. Real ones carry two or three parameters; without a
+# bound, a 4 KB part header of ";" cost a Python step per byte, for every part of the body.
+MAX_SEMICOLONS = 128
+
 # RFC 9110 token characters, the only ones allowed in a header name.
 _TOKEN_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+-.^_`|~"
+
+# Transport padding after a delimiter (RFC 2046): spaces and tabs.
+_end_of_padding = re.compile(rb"[^ \t]|\Z").search
 
 _PREAMBLE, _AFTER_FIRST, _HEADERS, _DATA, _PADDING, _EPILOGUE = range(6)
 
@@ -111,6 +122,7 @@ class MultipartParser:
         "_headers_buffer",
         "_headers_scan",
         "_in_preamble",
+        "_part_end",
         "_state",
         "_tail",
     )
@@ -128,6 +140,8 @@ class MultipartParser:
             raise _refused("the boundary contains a line break")
         self._delimiter = b"\r\n--" + boundary
         self._first = self._delimiter[2:]  # the first boundary has no CRLF before it
+        # PERF: compiled on first need (data holding a delimiter that is not one), not per body
+        self._part_end: Callable[[bytes, int], re.Match[bytes] | None] | None = None
         self._state = _PREAMBLE
         self._tail = b""  # unread bytes held back for the next chunk (under a delimiter's size)
         self._headers_buffer = bytearray()  # a header block that spans chunks
@@ -302,8 +316,19 @@ class MultipartParser:
             elif follow[0] in b" \t":
                 self._state = _PADDING
             else:  # "CRLF--boundary" then anything else is data (python-multipart)
+                # APPSEC: the next delimiter that ends a part is searched for in C, so data
+                # made of "CRLF--boundary" plus one other byte, over and over, costs about
+                # what any data does rather than a Python step per near-delimiter.
                 search = found + 1
-                found = data.find(delimiter, search)
+                if self._part_end is None:
+                    # A delimiter followed by what makes it one: CRLF, "--" or padding.
+                    pattern = re.escape(delimiter) + rb"(?:\r\n|--|[ \t])"
+                    self._part_end = re.compile(pattern).search
+                match = self._part_end(data, search)
+                if match is not None:
+                    found = match.start()
+                else:  # none complete: perhaps one the next chunk completes
+                    found = data.find(delimiter, max(search, size - len(delimiter) - 1))
                 continue
             if found > pos:
                 events.append(data[pos:found])
@@ -311,9 +336,7 @@ class MultipartParser:
             return after
 
     def _read_padding(self, data: bytes, pos: int) -> int:
-        size = len(data)
-        while pos < size and data[pos] in b" \t":
-            pos += 1
+        pos = _end_of_padding(data, pos).start()  # type: ignore[union-attr]  # (always matches)
         after = data[pos : pos + 2]
         if after == b"" or after == b"\r":  # the rest decides; wait for it
             return self._hold(data, pos)
@@ -325,7 +348,10 @@ class MultipartParser:
 
 def _split_params(value: str) -> list[str]:
     # ";"-separated segments; a ";" inside a quoted string (an odd count of unescaped quotes
-    # so far) does not split. Each gap between semicolons is counted once: linear.
+    # so far) does not split. Each gap between semicolons is counted once, in C: linear, with
+    # a Python step per ";", of which there are at most MAX_SEMICOLONS.
+    if value.count(";") > MAX_SEMICOLONS:
+        raise _refused(f"a header parameter list has more than {MAX_SEMICOLONS} semicolons")
     segments = []
     start = 0
     quotes = 0

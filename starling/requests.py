@@ -404,6 +404,11 @@ def _loads(body: bytes) -> Any:
         raise MalformedJSONBody(error) from None
     except UnicodeDecodeError as error:
         raise UndecodableJSONBody(error) from None
+    except ValueError as error:
+        # APPSEC: an integer of more than sys.get_int_max_str_digits() digits (4300 by default)
+        # raises a plain ValueError; it is malformed input, not a server fault (Starlette: 500).
+        too_long = json.JSONDecodeError(str(error), body.decode("latin-1"), 0)
+        raise MalformedJSONBody(too_long) from None
     except RecursionError:
         # APPSEC: "[[[[..." nested past the interpreter's recursion limit is malformed input,
         # not a server fault: report it the way other malformed JSON is reported (Starlette

@@ -19,6 +19,7 @@ from starling._multipart import (
     MAX_BOUNDARY_LENGTH,
     MAX_HEADER_COUNT,
     MAX_HEADER_SIZE,
+    MAX_SEMICOLONS,
     Event,
     MultipartParser,
     parse_options_header,
@@ -342,10 +343,14 @@ def seconds(body: bytes, chunk_size: int) -> float:
 @pytest.mark.parametrize(("chunk_size", "count"), [(1 << 30, 100_000), (7, 10_000), (1, 2_000)])
 def test_near_delimiters_take_linear_time(piece: bytes, chunk_size: int, count: int) -> None:
     head = b"--boundary\r\n\r\n"
-    small = seconds(head + piece * count, chunk_size)
-    large = seconds(head + piece * count * 10, chunk_size)
-    # ten times the body: about ten times the time (quadratic would be a hundred)
-    assert large / small < 40
+
+    def ratio() -> float:
+        small = seconds(head + piece * count, chunk_size)
+        return seconds(head + piece * count * 10, chunk_size) / small
+
+    # ten times the body: about ten times the time (quadratic would be a hundred); measured up
+    # to three times, lazily, as a busy machine can slow one measurement
+    assert any(ratio() < 40 for _ in range(3))
 
 
 def test_headers_sent_byte_by_byte_take_linear_time() -> None:
@@ -542,14 +547,14 @@ def test_parse_options_header_matches_python_multipart(value: str) -> None:
     )
 
 
-def test_parse_options_header_takes_linear_time() -> None:
-    def cost(count: int) -> float:
-        value = 'form-data; name="' + ";" * count
-        start = time.perf_counter()
-        parse_options_header(value)
-        return time.perf_counter() - start
-
-    assert cost(200_000) / max(cost(20_000), 1e-6) < 40
+def test_parse_options_header_refuses_a_flood_of_semicolons() -> None:
+    """The Python steps are bounded: more than MAX_SEMICOLONS ";" is refused, quoted or not
+    (their cost is compared with benign headers in tests/test_parser_cost.py)."""
+    at_limit = 'form-data; name="' + ";" * (MAX_SEMICOLONS - 1) + '"'
+    assert parse_options_header(at_limit) == ("form-data", {"name": ";" * (MAX_SEMICOLONS - 1)})
+    for value in ('form-data; name="' + ";" * MAX_SEMICOLONS, "form-data" + ";" * 129):
+        with pytest.raises(MultiPartException, match="more than 128 semicolons"):
+            parse_options_header(value)
 
 
 def test_every_two_cut_chunking_gives_the_same_outcome() -> None:

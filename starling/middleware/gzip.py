@@ -123,8 +123,13 @@ def _accepts_gzip(scope: Scope) -> bool:
     return False
 
 
+# Parameters read after a coding; a real one has at most a q value.
+MAX_CODING_PARAMETERS = 16
+
+
 def _quality(params: str) -> float:
-    for param in params.split(";"):
+    # APPSEC: a bounded number of parameters: "gzip;;;;..." would cost a Python step per ";".
+    for param in params.split(";", MAX_CODING_PARAMETERS)[:MAX_CODING_PARAMETERS]:
         name, _, value = param.partition("=")
         if name.strip() == "q":
             try:

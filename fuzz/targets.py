@@ -1,0 +1,207 @@
+"""One fuzz target per sans-IO parser of client bytes: bytes in, and only documented errors out.
+
+Each target reads the fuzzer's bytes as the input of one parser and checks what must hold for
+every input, beyond "does not crash":
+
+- only the parser's documented exceptions escape (anything else is a finding: the fuzzer
+  stops and saves the input);
+- where a reference exists, the result equals it (the stdlib, or the same parser fed whole
+  rather than in chunks).
+
+The targets are plain functions, so tests/test_fuzz_targets.py runs them on the seed corpus
+(fuzz/corpus/<target>/) under pytest: every input the fuzzer ever found is a regression test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.cookies
+from collections.abc import Callable
+from urllib.parse import parse_qsl, unquote, unquote_plus
+
+from starling._cookies import parse_cookie_header, unquote_cookie_value
+from starling._formerrors import MultiPartException
+from starling._headers import header_name, header_value
+from starling._multipart import MultipartParser, parse_options_header
+from starling._percent import unquote_plus_latin1, unquote_text
+from starling._ranges import MalformedRangeHeader, RangeNotSatisfiable, parse_range_header
+from starling._urlencoded import UrlencodedParser, parse_urlencoded
+from starling._urlparse import parse_host, parse_query, scope_path, scope_query
+from starling.datastructures import URL
+from starling.middleware.gzip import _accepts_gzip
+from starling.requests import MalformedJSONBody, UndecodableJSONBody, _loads
+from starling.staticfiles import _etag_matches
+
+
+def _split(data: bytes) -> tuple[int, bytes]:
+    """The first byte as a small number (a chunk size, a limit), and the rest as the input."""
+    if not data:
+        return 1, b""
+    return data[0] % 16 + 1, data[1:]
+
+
+def _chunks(data: bytes, size: int) -> list[bytes]:
+    return [data[start : start + size] for start in range(0, len(data), size)] or [b""]
+
+
+def urlencoded(data: bytes) -> None:
+    """Form bodies: Starlette's reading (parse_qsl), whole or in chunks; MultiPartException."""
+    chunk_size, body = _split(data)
+    try:
+        whole: list[tuple[str, str]] | str = parse_urlencoded(body, 8, 64)
+    except MultiPartException as error:
+        whole = error.message
+    parser = UrlencodedParser(8, 64)
+    try:
+        fields = []
+        for chunk in _chunks(body, chunk_size):
+            fields += parser.feed(chunk)
+        chunked: list[tuple[str, str]] | str = fields + parser.close()
+    except MultiPartException as error:
+        chunked = error.message
+    assert chunked == whole, (chunked, whole)
+    if not isinstance(whole, str):
+        assert whole == parse_qsl(body.decode("latin-1"), keep_blank_values=True)
+
+
+def percent(data: bytes) -> None:
+    """Percent-decoding: the stdlib's result, for bytes as sent and for text."""
+    assert unquote_plus_latin1(data) == unquote_plus(data.decode("latin-1"))
+    text = data.decode("utf-8", "surrogateescape")
+    assert unquote_text(text) == unquote(text)
+
+
+def query(data: bytes) -> None:
+    """Query strings: never an error; parse_qsl's pairs (within MAX_QUERY_PARAMS)."""
+    text = scope_query(data)
+    assert "#" not in text
+    assert parse_query(text) == parse_qsl(text, keep_blank_values=True)
+
+
+def url(data: bytes) -> None:
+    """request.url from a hostile scope: the Host header never moves the path or authority."""
+    host, _, rest = data.partition(b"\n")
+    path, _, query_string = rest.partition(b"?")
+    scope = {
+        "type": "http",
+        "scheme": "http",
+        "server": ("testserver", 80),
+        "path": path.decode("latin-1"),
+        "query_string": query_string,
+        "headers": [(b"host", host)],
+    }
+    built = URL(scope=scope)
+    parsed = parse_host(host.decode("latin-1"))
+    assert built.hostname in (None, "testserver") or parsed is not None
+    assert built.path == scope_path(path.decode("latin-1"), True)
+
+
+def host(data: bytes) -> None:
+    """Host headers: a (host, port) whose port fits 16 bits, or None; never an error."""
+    parsed = parse_host(data.decode("latin-1"))
+    if parsed is not None:
+        name, port = parsed
+        assert name and (port is None or 0 <= port <= 65535)
+
+
+def cookies(data: bytes) -> None:
+    """Cookie headers: never an error; quoted values unquoted as the stdlib does."""
+    text = data.decode("latin-1")
+    parsed = parse_cookie_header(text)
+    assert all(isinstance(value, str) for value in parsed.values())
+    assert unquote_cookie_value(text) == http.cookies._unquote(text)
+
+
+def multipart(data: bytes) -> None:
+    """Multipart bodies: events or a MultiPartException, the same whatever the chunking."""
+    chunk_size, body = _split(data)
+    outcomes = []
+    for size in (len(body) or 1, chunk_size):
+        parser = MultipartParser(b"b")
+        events: list[object] = []
+        event: object
+        error = None
+        try:
+            for chunk in _chunks(body, size):
+                for event in parser.feed(chunk):
+                    if isinstance(event, MultiPartException):
+                        raise event
+                    events.append(event)
+            parser.close()
+        except MultiPartException as exception:
+            error = exception.message
+        # data pieces depend on the chunking; their concatenation per part does not
+        joined: list[object] = []
+        for event in events:
+            if isinstance(event, bytes) and joined and isinstance(joined[-1], bytes):
+                joined[-1] += event
+            else:
+                joined.append(event)
+        outcomes.append((joined, error))
+    assert outcomes[0] == outcomes[1], outcomes
+
+
+def options_header(data: bytes) -> None:
+    """Content-Type and Content-Disposition parameters; MultiPartException when too many."""
+    try:
+        content_type, options = parse_options_header(data.decode("latin-1"))
+    except MultiPartException:
+        return
+    assert content_type == content_type.lower()
+
+
+def ranges(data: bytes) -> None:
+    """Range headers: sorted, disjoint byte ranges within the file, or the two documented errors."""
+    size, header = _split(data)
+    file_size = size * 10
+    try:
+        result = parse_range_header(header.decode("latin-1"), file_size)
+    except (MalformedRangeHeader, RangeNotSatisfiable):
+        return
+    # [] means more than MAX_RANGES elements: the whole file is served
+    for (start, end), following in zip(result, [*result[1:], None], strict=False):
+        assert 0 <= start < end <= file_size
+        assert following is None or end < following[0]
+
+
+def json_body(data: bytes) -> None:
+    """JSON bodies: a value, or one of the two 400 errors (never a 500)."""
+    with contextlib.suppress(MalformedJSONBody, UndecodableJSONBody):
+        _loads(data)
+
+
+def headers(data: bytes) -> None:
+    """Header names and values an application sets: bytes back, or ValueError."""
+    text = data.decode("latin-1")
+    for check in (header_name, header_value):
+        try:
+            encoded = check(text)
+        except ValueError:
+            continue
+        assert b"\r" not in encoded and b"\n" not in encoded
+
+
+def conditional(data: bytes) -> None:
+    """If-None-Match and Accept-Encoding: a yes or a no, never an error."""
+    text = data.decode("latin-1")
+    assert _etag_matches(text, '"abc"') in (True, False)
+    assert _accepts_gzip({"headers": [(b"accept-encoding", data)]}) in (True, False)
+
+
+TARGETS: dict[str, Callable[[bytes], None]] = {
+    target.__name__: target
+    for target in (
+        urlencoded,
+        percent,
+        query,
+        url,
+        host,
+        cookies,
+        multipart,
+        options_header,
+        ranges,
+        json_body,
+        headers,
+        conditional,
+    )
+}
