@@ -19,8 +19,21 @@ import http.cookies
 from collections.abc import Callable
 from urllib.parse import parse_qsl, unquote, unquote_plus
 
+from starling._accept_encoding import (
+    MAX_ACCEPT_ENCODING_ITEMS,
+    choose_coding,
+    parse_accept_encoding,
+)
 from starling._cookies import parse_cookie_header, unquote_cookie_value
 from starling._formerrors import MultiPartException
+from starling._forwarded import (
+    KNOWN_PARAMETERS,
+    MAX_HOPS,
+    parse_forwarded,
+    parse_node,
+    parse_x_forwarded_for_entry,
+    split_list,
+)
 from starling._headers import header_name, header_value
 from starling._multipart import MultipartParser, parse_options_header
 from starling._percent import unquote_plus_latin1, unquote_text
@@ -30,6 +43,7 @@ from starling._urlparse import parse_host, parse_query, scope_path, scope_query
 from starling.datastructures import URL
 from starling.middleware.gzip import _accepts_gzip
 from starling.requests import MalformedJSONBody, UndecodableJSONBody, _loads
+from starling.sse import ServerSentEvent
 from starling.staticfiles import _etag_matches
 
 
@@ -188,6 +202,84 @@ def conditional(data: bytes) -> None:
     assert _accepts_gzip({"headers": [(b"accept-encoding", data)]}) in (True, False)
 
 
+def accept_encoding(data: bytes) -> None:
+    """Accept-Encoding (CompressionMiddleware): weights of at most MAX_ACCEPT_ENCODING_ITEMS
+    lower-case codings, the same whether the members come in one header or several; the coding
+    chosen is one offered and never one the client refused."""
+    _, header = _split(data)
+    weights = parse_accept_encoding([header])
+    assert len(weights) <= MAX_ACCEPT_ENCODING_ITEMS
+    for coding, weight in weights.items():
+        assert coding == coding.lower() and 0 <= weight <= 1000
+    first, comma, rest = header.partition(b",")
+    if comma:
+        assert parse_accept_encoding([first, rest]) == weights
+    offered = ("zstd", "br", "gzip")
+    chosen = choose_coding(weights, offered)
+    assert chosen is None or (chosen in offered and weights.get(chosen, weights.get("*", 0)) > 0)
+
+
+def _node(node: tuple[str, int | None] | None) -> None:
+    assert node is None or node[1] is None or 0 <= node[1] <= 65535
+
+
+def forwarded(data: bytes) -> None:
+    """Forwarded and X-Forwarded-For (ProxyHeadersMiddleware): elements of known parameters
+    only, at most MAX_HOPS of them, nodes with ports that fit; never an error."""
+    text = data.decode("latin-1")
+    parsed = parse_forwarded(text)
+    if parsed is not None:
+        elements, complete = parsed
+        assert len(elements) <= MAX_HOPS and (complete or len(elements) == MAX_HOPS)
+        for element in elements:
+            assert set(element) <= KNOWN_PARAMETERS
+            for name in ("for", "by"):
+                if name in element:
+                    _node(parse_node(element[name]))
+    entries, _ = split_list(text)
+    assert len(entries) <= MAX_HOPS + 1
+    for entry in entries:
+        assert entry and entry == entry.strip(" \t")
+        _node(parse_x_forwarded_for_entry(entry))
+
+
+def _read_event(stream: bytes) -> dict[str, str]:
+    """One event with data read back as an EventSource reads it (WHATWG HTML, "Interpreting an
+    event stream"): fields by name, data lines joined with LF."""
+    fields: dict[str, str] = {}
+    data: list[str] = []
+    lines = stream.decode("utf-8").split("\n")
+    assert lines[-2:] == ["", ""], "an event ends with a blank line"
+    for line in lines[:-2]:
+        assert "\r" not in line, "a CR would start a new line for the client"
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data":
+            data.append(value)
+        else:
+            assert name not in fields, f"{name} twice"
+            fields[name] = value
+    fields["data"] = "\n".join(data)
+    return fields
+
+
+def sse_event(data: bytes) -> None:
+    """Server-sent events: an event either refuses its fields (ValueError) or reads back, as a
+    browser reads it, as exactly the fields it was given (data line breaks as LF)."""
+    selector, rest = _split(data)
+    text = rest.decode("utf-8", "replace")
+    parts = text.split("\x00", 2) if selector % 2 else [text]
+    given = dict(zip(("data", "event", "id"), parts, strict=False))
+    try:
+        event = ServerSentEvent(given.get("data"), event=given.get("event"), id=given.get("id"))
+    except ValueError:
+        return
+    expected = dict(given)  # data is always given: the first part
+    expected["data"] = expected["data"].replace("\r\n", "\n").replace("\r", "\n")
+    read = _read_event(event.encode())
+    assert read == expected, (read, expected)
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     target.__name__: target
     for target in (
@@ -203,5 +295,8 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
         json_body,
         headers,
         conditional,
+        accept_encoding,
+        forwarded,
+        sse_event,
     )
 }
