@@ -34,6 +34,7 @@ from starling._urlencoded import UrlencodedParser, parse_urlencoded
 from starling._urlparse import parse_host, parse_query, scope_path, scope_query
 from starling.middleware.gzip import _accepts_gzip
 from starling.requests import MalformedJSONBody, _loads
+from starling.sse import ServerSentEvent
 from starling.staticfiles import _etag_matches
 
 # A degenerate input may cost this many times what the benign one of its size costs. The
@@ -457,3 +458,38 @@ def test_accept_encoding(piece: str) -> None:
     benign = repeat("br;q=1.0, deflate;q=0.5, identity, ", HEADER_SIZE - 8) + "gzip;q=1"
     degenerate = "gzip" + repeat(piece, HEADER_SIZE)
     assert_same_cost(accepts, benign.encode(), degenerate.encode())
+
+
+# --- event-stream encoding (starling.sse) ----------------------------------------------------
+
+EVENT_SIZE = 512 * 1024
+BENIGN_EVENT_DATA = repeat(TEXT + "\n", EVENT_SIZE)  # a long multi-line text
+EVENT_SHAPES = {
+    "line feeds only": "\n",
+    "carriage returns only": "\r",
+    "CRLF only": "\r\n",
+    "CR CR LF LF": "\r\r\n\n",
+    "one enormous line": "x",
+}
+
+
+@pytest.mark.parametrize("piece", EVENT_SHAPES.values(), ids=EVENT_SHAPES.keys())
+def test_event_stream_encoding(piece: str) -> None:
+    """Every line break of the data becomes a `data:` line, in one pass."""
+    assert_same_cost(
+        lambda data: ServerSentEvent(data).encode(), BENIGN_EVENT_DATA, repeat(piece, EVENT_SIZE)
+    )
+
+
+@pytest.mark.parametrize("field", ["event", "id", "comment"])
+def test_event_single_line_fields(field: str) -> None:
+    """A huge single-line field is checked for CR and LF in one pass, whatever its bytes."""
+    benign = repeat(TEXT.replace("\n", " "), EVENT_SIZE)
+
+    def build(value: str) -> ServerSentEvent:
+        fields: dict[str, str] = {field: value}
+        return ServerSentEvent(
+            "x", event=fields.get("event"), id=fields.get("id"), comment=fields.get("comment")
+        )
+
+    assert_same_cost(build, benign, repeat("\x7f", EVENT_SIZE))
