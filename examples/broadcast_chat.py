@@ -16,7 +16,6 @@ keeps serving; when it is back, they work again, without a restart.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -27,8 +26,9 @@ from starling.broadcast import Broadcast, BroadcastUnavailable, SubscriberOverfl
 from starling.middleware import Middleware
 from starling.middleware.body_limit import RequestBodyLimitMiddleware
 from starling.requests import Request
-from starling.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
+from starling.responses import HTMLResponse, PlainTextResponse, Response
 from starling.routing import Route, WebSocketRoute
+from starling.sse import EventSourceResponse, ServerSentEvent
 from starling.websockets import WebSocket, WebSocketDisconnect
 
 broadcast = Broadcast(os.environ.get("BROADCAST_URL", "memory://"))
@@ -108,23 +108,17 @@ async def receive_and_publish(websocket: WebSocket, channel: str) -> None:
             return
 
 
-def sse_data(text: str) -> str:
-    """``text`` as one server-sent event: a ``data:`` line per line of text (CR, LF or CRLF)."""
-    return "".join(f"data: {line}\n" for line in re.split(r"\r\n|\r|\n", text)) + "\n"
-
-
-async def room_events(request: Request) -> StreamingResponse:
+async def room_events(request: Request) -> EventSourceResponse:
     channel = f"room:{request.path_params['room']}"
 
-    async def events() -> AsyncIterator[str]:
+    async def events() -> AsyncIterator[ServerSentEvent]:
         async with broadcast.subscribe(channel) as subscriber:
-            yield ": subscribed\n\n"  # a comment: sends the headers, tells the client it's live
+            # a comment first: sends the headers, and tells the client it is live
+            yield ServerSentEvent(comment="subscribed")
             async for event in subscriber:
-                yield sse_data(event.message)
+                yield ServerSentEvent(event.message)  # a data line per line of the message
 
-    return StreamingResponse(
-        events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
-    )
+    return EventSourceResponse(events())
 
 
 async def post(request: Request) -> Response:

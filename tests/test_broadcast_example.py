@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from examples import broadcast_chat as example
-from examples.broadcast_chat import app, broadcast, sse_data
+from examples.broadcast_chat import app, broadcast
 from starling.broadcast import DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_QUEUE, Broadcast
 from starling.testclient import TestClient
 from starling.types import Message
@@ -135,12 +135,6 @@ def test_the_room_as_an_event_stream(test_client_factory: TestClientFactory) -> 
         with client.websocket_connect("/rooms/lobby/ws") as alice:
             alice.send_text("two\r\nlines")
             assert next(chunks) == "data: two\ndata: lines\n\n"
-
-
-def test_sse_data_splits_on_every_line_ending() -> None:
-    assert sse_data("a\r\nb\rc\nd") == "data: a\ndata: b\ndata: c\ndata: d\n\n"
-    assert sse_data("") == "data: \n\n"
-    assert sse_data("end\n") == "data: end\ndata: \n\n"
 
 
 def test_posting_more_than_the_body_limit_is_refused(
