@@ -18,6 +18,7 @@ import anyio
 import anyio.from_thread
 
 from starling._httpx import httpx, httpx_client, httpx_types
+from starling._surfaced import surfacing
 from starling._testclient_async import AsyncTestClientTransport, HeldTaskGroup
 from starling._testclient_http import TestClientTransport, settle
 from starling._testclient_lifespan import LifespanRunner
@@ -119,7 +120,10 @@ class WebSocketTestSession:
         with anyio.CancelScope() as self._cancel_scope:
             error: Exception | None = None
             try:
-                await self.app(self.scope, self._to_app_rx.receive, self._from_app.send)
+                with surfacing() as quiet:
+                    await self.app(self.scope, self._to_app_rx.receive, self._from_app.send)
+                if quiet:  # ended quietly by the app's error middleware: raised here, as Starlette
+                    error = quiet[0]
             except Exception as exc:
                 error = exc
             self._ended = _AppEnded(error)
@@ -464,7 +468,10 @@ class AsyncWebSocketTestSession:
         try:
             error: Exception | None = None
             try:
-                await self.app(self.scope, self._to_app_rx.receive, self._from_app.send)
+                with surfacing() as quiet:
+                    await self.app(self.scope, self._to_app_rx.receive, self._from_app.send)
+                if quiet:  # as in WebSocketTestSession._run
+                    error = quiet[0]
             except Exception as exc:
                 error = exc
             self._ended = _AppEnded(error)

@@ -25,9 +25,11 @@ from starling.middleware.errors import ServerErrorMiddleware
 from starling.requests import ClientDisconnect, Request
 from starling.responses import PlainTextResponse, Response
 from starling.routing import Mount, Route, WebSocketRoute
+from starling.testclient import AsyncTestClient
 from starling.types import ASGIApp, Message, Receive, Scope, Send
 from starling.websockets import WebSocket, WebSocketDisconnect
 from tests._uvicorn_process import APP_ERROR, UvicornProcess, tracebacks
+from tests.types import TestClientFactory
 
 LOGGER = "starling.middleware.errors"
 DISCONNECT: Message = {"type": "http.disconnect"}
@@ -241,6 +243,39 @@ async def test_a_handler_for_websocket_disconnect_still_runs() -> None:
     app = make_app(exception_handlers={WebSocketDisconnect: on_disconnect})
     await run(app, dict(WS_SCOPE), WS_LEAVES)
     assert codes == [1006]
+
+
+# ---------------------------------------------------------------------------------------------
+# Under the test clients: the disconnect is raised to the test, as Starlette's client raises it
+# (tests written `with pytest.raises(WebSocketDisconnect):` keep passing), though no server
+# would see it.
+
+
+async def listen(websocket: WebSocket) -> None:
+    await websocket.accept()
+    while True:  # ends when the client closes: receive_text raises WebSocketDisconnect
+        await websocket.send_text(await websocket.receive_text())
+
+
+def test_the_test_client_still_raises_the_disconnect(
+    test_client_factory: TestClientFactory,
+) -> None:
+    client = test_client_factory(Starling(routes=[WebSocketRoute("/ws", listen)]))
+    with pytest.raises(WebSocketDisconnect) as info, client.websocket_connect("/ws") as ws:
+        ws.send_text("hi")
+        assert ws.receive_text() == "hi"
+    assert info.value.code == 1000
+
+
+@pytest.mark.anyio
+async def test_the_async_test_client_still_raises_the_disconnect() -> None:
+    app = Starling(routes=[WebSocketRoute("/ws", listen)])
+    async with AsyncTestClient(app) as client:
+        with pytest.raises(WebSocketDisconnect) as info:
+            async with client.websocket_connect("/ws") as ws:
+                await ws.send_text("hi")
+                assert await ws.receive_text() == "hi"
+    assert info.value.code == 1000
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import traceback
 from typing import Any
 
 from starling._exception_handler import ResponseTracker
+from starling._surfaced import note_quiet_disconnect
 from starling._utils import is_async_callable
 from starling.concurrency import run_in_threadpool
 from starling.requests import ClientDisconnect, Request
@@ -169,8 +170,10 @@ class ServerErrorMiddleware:
             try:
                 await self.app(scope, receive, send)
             except WebSocketDisconnect as exc:
-                # The peer left (or the app ended the session by raising it): nothing to report.
+                # The peer left (or the app ended the session by raising it): nothing to report
+                # to the server; a test client still sees it, as with Starlette.
                 _client_left(scope, exc)
+                note_quiet_disconnect(exc)
             return
 
         # PERF: a tracker (not a closure): ExceptionMiddleware right inside reuses its flag.
